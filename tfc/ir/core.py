@@ -134,7 +134,8 @@ class Op:
     def where(self) -> str:
         """How error messages name this op: its first result and where it came from."""
         res = f"%{self.results[0].name}" if self.results else self.name
-        return f"'{self.name}' op {res}" + (f" ({self.loc})" if self.loc else "")
+        from_text = self.loc is not None and self.loc.rsplit(":", 2)[-1].isdigit()
+        return f"'{self.name}' op {res}" + (f" ({self.loc})" if self.loc and not from_text else "")
 
     def __repr__(self) -> str:
         return f"<Op {self.name} -> {[r.name for r in self.results]}>"

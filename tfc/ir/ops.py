@@ -49,6 +49,11 @@ class OpDef:
 
 OPS: dict[str, OpDef] = {}
 
+# Annotations any op may carry; passes record them and the backend reads them.
+COMMON_ATTRS = {
+    "arena_offset": "ints",  # memory-plan: byte offset of each result in the arena (-1: not in it)
+}
+
 
 def register(opdef: OpDef) -> OpDef:
     OPS[opdef.name] = opdef
@@ -414,7 +419,7 @@ def verify_op(op) -> None:
         want = f"{lo}" if lo == hi else (f"at least {lo}" if hi < 0 else f"{lo} to {hi}")
         raise VerifyError(f"{_loc(op)}{op.where()} expects {want} operands, got {n}")
     integer = is_integer_op([v.type for v in op.operands])
-    known = dict(d.attrs)
+    known = {**COMMON_ATTRS, **d.attrs}
     if integer:
         known.update(d.int_attrs)
     for key, val in op.attrs.items():
