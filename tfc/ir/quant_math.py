@@ -35,7 +35,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 
 def saturating_rounding_doubling_high_mul(a, b):
-    """gemmlowp SRDHM: round(a * b / 2^31) with ties away from zero; int32 in, int32 out."""
+    """gemmlowp SRDHM: round(a * b / 2^31) with ties rounded up (-1.5 -> -1); int32 in and out."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     ab = a * b

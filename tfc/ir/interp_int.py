@@ -1,0 +1,172 @@
+"""Integer forms of the compute ops, exactly as the docstrings in `tfc.ir.ops` state them.
+
+Accumulation is exact (int64 in numpy); requantization, rounding and square roots are the
+`quant_math` primitives the C kernels implement bit for bit. This module is the spec the
+runtime kernels are written against, so each function reads like its docstring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfc.errors import UnsupportedOpError
+from tfc.ir.interp_spatial import (conv_accumulate, from_nchw, out_hw, spatial_params, to_nchw,
+                                   weights_to_oihw, window_counts, windows)
+from tfc.ir.quant_math import (INT32_MAX, SOFTMAX_INV_BITS, clamp, isqrt64,
+                               multiply_by_quantized_multiplier as mbqm, rounding_divide)
+
+I64 = np.int64
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
+XNORM_SCALE = 128  # Scaled-LayerNorm keeps x_norm * 2^7 in int16
+SOFTMAX_PROB_SHIFT = 15  # (e * 2^46 / sum) >> 15 is the probability * 2^31
+
+
+def act_range(op) -> tuple[int, int]:
+    """The fused clamp [act_min, act_max]; the result dtype's range where the op has none."""
+    info = np.iinfo(op.results[0].type.np_dtype)
+    return int(op.attr("act_min", info.min)), int(op.attr("act_max", info.max))
+
+
+def _requantize_out(op, acc, multiplier, shift, output_zp):
+    """clamp(MBQM(acc, multiplier, shift) + output_zp, act_min, act_max)."""
+    lo, hi = act_range(op)
+    return clamp(mbqm(acc, np.asarray(multiplier, I64), np.asarray(shift, I64)) + output_zp, lo, hi)
+
+
+def _conv2d(op, xs):
+    """acc[o] = bias[o] + sum (x - input_zp) * w; padding contributes 0 (it pads x - input_zp)."""
+    a = op.attrs
+    layout = a.get("layout", "nchw")
+    strides, pads, dilations = spatial_params(op)
+    x = to_nchw(xs[0].astype(I64) - a["input_zp"], layout)
+    w = weights_to_oihw(xs[1].astype(I64), layout)
+    acc = conv_accumulate(x, w, a.get("group", 1), strides, pads, dilations, out_hw(op))
+    if len(xs) > 2:
+        acc = acc + xs[2].astype(I64)
+    y = _requantize_out(op, acc, a["multiplier"], a["shift"], a["output_zp"])  # channel-last
+    return [y if layout == "nhwc" else y.transpose(0, 3, 1, 2)]
+
+
+def _linear(op, xs):
+    a = op.attrs
+    acc = np.matmul(xs[0].astype(I64) - a["input_zp"], xs[1].astype(I64).T)
+    if len(xs) > 2:
+        acc = acc + xs[2].astype(I64)
+    return [_requantize_out(op, acc, a["multiplier"], a["shift"], a["output_zp"])]
+
+
+def _matmul(op, xs):
+    a = op.attrs
+    acc = np.matmul(xs[0].astype(I64) - a["a_zp"], xs[1].astype(I64) - a["b_zp"])
+    return [_requantize_out(op, acc, a["multiplier"], a["shift"], a["output_zp"])]
+
+
+def _rescaled_operands(op, xs):
+    """TFLite add: both operands brought to a common scale, shifted up by left_shift first."""
+    a = op.attrs
+    lhs = mbqm((xs[0].astype(I64) - a["a_zp"]) << a["left_shift"], a["a_multiplier"], a["a_shift"])
+    rhs = mbqm((xs[1].astype(I64) - a["b_zp"]) << a["left_shift"], a["b_multiplier"], a["b_shift"])
+    return lhs, rhs
+
+
+def _add(op, xs):
+    lhs, rhs = _rescaled_operands(op, xs)
+    a = op.attrs
+    return [_requantize_out(op, lhs + rhs, a["output_multiplier"], a["output_shift"], a["output_zp"])]
+
+
+def _sub(op, xs):
+    lhs, rhs = _rescaled_operands(op, xs)
+    a = op.attrs
+    return [_requantize_out(op, lhs - rhs, a["output_multiplier"], a["output_shift"], a["output_zp"])]
+
+
+def _mul(op, xs):
+    a = op.attrs
+    acc = (xs[0].astype(I64) - a["a_zp"]) * (xs[1].astype(I64) - a["b_zp"])
+    return [_requantize_out(op, acc, a["multiplier"], a["shift"], a["output_zp"])]
+
+
+def _mean_requantize(op, total, count):
+    """avg = rounding_divide(total, count); then the usual requantization."""
+    a = op.attrs
+    avg = rounding_divide(total, count)
+    return _requantize_out(op, avg, a["multiplier"], a["shift"], a["output_zp"])
+
+
+def _avgpool2d(op, xs):
+    layout = op.attr("layout", "nchw")
+    x = to_nchw(xs[0].astype(I64) - op.attrs["input_zp"], layout)
+    strides, pads, dilations = spatial_params(op)
+    kernel, out_size = op.attrs["kernel"], out_hw(op)
+    total = windows(x, kernel, strides, pads, dilations, out_size, 0).sum(axis=(-2, -1))
+    count = window_counts(x.shape[2:], kernel, strides, pads, dilations, out_size,
+                          op.attr("count_include_pad", False))
+    return [from_nchw(_mean_requantize(op, total, count), layout)]
+
+
+def _global_avgpool(op, xs):
+    axes = (2, 3) if op.attr("layout", "nchw") == "nchw" else (1, 2)
+    x = xs[0].astype(I64) - op.attrs["input_zp"]
+    count = x.shape[axes[0]] * x.shape[axes[1]]
+    return [_mean_requantize(op, x.sum(axis=axes, keepdims=True), count)]
+
+
+def _reduce_mean(op, xs):
+    x = xs[0].astype(I64) - op.attrs["input_zp"]
+    axes = tuple(sorted({ax % x.ndim for ax in op.attrs["axes"]}))
+    count = int(np.prod([x.shape[ax] for ax in axes]))
+    total = x.sum(axis=axes, keepdims=op.attr("keepdims", True))
+    return [_mean_requantize(op, total, count)]
+
+
+def _last_axis_only(op):
+    axis = op.attr("axis", -1)
+    rank = op.operands[0].type.rank
+    if axis % rank != rank - 1:
+        raise UnsupportedOpError(f"{op.where()}: only axis -1 is supported, got axis {axis}; "
+                                 f"transpose the normalized axis last")
+
+
+def _layernorm(op, xs):
+    """Scaled-LayerNorm: integer statistics, x_norm * 2^7 in int16, per-channel requantization.
+
+    xn = (C*xi - S1) / sqrt(C*S2 - S1^2 + eps_q) is (x - mean) / sqrt(var + eps) exactly, since
+    both numerator and root carry the same factor C.
+    """
+    _last_axis_only(op)
+    if len(xs) != 1:
+        raise UnsupportedOpError(f"{op.where()}: the integer layernorm takes x only; gamma and "
+                                 f"beta fold into multiplier/shift/bias (run scaled-layernorm)")
+    a = op.attrs
+    xi = xs[0].astype(I64) - a["input_zp"]
+    channels = xi.shape[-1]
+    s1 = xi.sum(axis=-1, keepdims=True)
+    s2 = (xi * xi).sum(axis=-1, keepdims=True)
+    root = isqrt64(channels * s2 - s1 * s1 + a["eps_q"])
+    xn = clamp(rounding_divide((channels * xi - s1) * XNORM_SCALE, root), INT16_MIN, INT16_MAX)
+    bias = np.asarray(a["bias"], I64)  # round(beta / s_y) + output_zp, per channel
+    return [_requantize_out(op, xn, a["multiplier"], a["shift"], bias)]
+
+
+def _softmax(op, xs):
+    """Table-driven softmax: e = lut[max - x], probabilities as p * 2^31, then requantized."""
+    _last_axis_only(op)
+    if len(xs) != 2:
+        raise UnsupportedOpError(f"{op.where()}: the integer softmax needs its exp table as the "
+                                 f"second operand (run softmax-lut)")
+    a = op.attrs
+    x, lut = xs[0].astype(I64), xs[1].astype(I64)
+    e = lut[x.max(axis=-1, keepdims=True) - x]
+    total = e.sum(axis=-1, keepdims=True)
+    inv = (I64(1) << SOFTMAX_INV_BITS) // total
+    prob = np.minimum((e * inv) >> SOFTMAX_PROB_SHIFT, INT32_MAX)
+    y = mbqm(prob, a["multiplier"], a["shift"]) + a["output_zp"]
+    return [clamp(y, -128, 127)]
+
+
+KERNELS = {
+    "conv2d": _conv2d, "linear": _linear, "matmul": _matmul, "add": _add, "sub": _sub,
+    "mul": _mul, "avgpool2d": _avgpool2d, "global_avgpool": _global_avgpool,
+    "reduce_mean": _reduce_mean, "layernorm": _layernorm, "softmax": _softmax,
+}
