@@ -28,7 +28,7 @@ class DenseAttr:
     __slots__ = ("array", "resource")
 
     def __init__(self, array: np.ndarray, resource: str | None = None):
-        arr = np.ascontiguousarray(array)
+        arr = np.asarray(array, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         dtype_of_numpy(arr.dtype)  # rejects dtypes the IR does not have
         arr.setflags(write=False)
         self.array = arr
