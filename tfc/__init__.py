@@ -1,2 +1,58 @@
-"""tfc: an ahead-of-time compiler for sparse INT8 transformer/CNN hybrids on microcontrollers."""
+"""tfc: an ahead-of-time compiler for sparse INT8 transformer/CNN hybrids on microcontrollers.
+
+    import tfc
+    art = tfc.compile("model.onnx", calib="calib.npz")      # -> Artifact (.graph, .report, .sources)
+    art.write("build/model")
+    outputs = tfc.run("build/model", [x])                    # float in, float out (host build)
+"""
+
 __version__ = "0.1.0"
+
+from tfc import ir  # noqa: E402
+from tfc.backends import TARGETS  # noqa: E402
+from tfc.driver import Artifact  # noqa: E402
+
+
+def compile(model, target: str = "stm32f746", *, calib=None, precision: str = "int8", pipeline=None,
+            name: str = "tfc_model", instruments=(), allow_over_budget: bool = False,
+            measure_code: bool = False) -> Artifact:
+    """Compiles a model for a target; nothing is written until `Artifact.write(outdir)`.
+
+    model: a path to an .onnx (or .tir) file, an onnx.ModelProto, or a tfc.ir.Graph.
+    calib: a .npz path or a dict input name -> samples, for the `calibrate` pass (int8 of a float
+      model). precision: "int8" or "float32". pipeline: pass names / pipeline text / Pass objects
+      replacing the target's default. name: the C prefix of every generated symbol.
+    instruments: pipeline instruments (IR printing, dumps, timing). allow_over_budget: return the
+      artifact even when it does not fit the target (else BudgetError). measure_code: measure code
+      size with arm-none-eabi-gcc (when installed) instead of estimating it.
+    """
+    from tfc.driver import compile_model
+
+    return compile_model(model, target, calib=calib, precision=precision, pipeline=pipeline,
+                         name=name, instruments=instruments, allow_over_budget=allow_over_budget,
+                         measure_code=measure_code)
+
+
+def run(outdir, inputs, on: str = "host", raw: bool = False):
+    """Runs a compiled OUTDIR on `inputs` (a list/dict of arrays as the ONNX model takes them)."""
+    from tfc.backends.cortex_m7.host_run import run as run_outdir
+
+    return run_outdir(outdir, inputs, on=on, raw=raw)
+
+
+def import_onnx(path_or_model, name=None):
+    """ONNX model -> tfc IR graph (the front end alone)."""
+    from frontends import import_onnx as _import_onnx
+
+    return _import_onnx(path_or_model, name)
+
+
+def __getattr__(attr):
+    if attr == "PassManager":  # lazy: keeps `import tfc` light
+        from tfc.pipeline import PassManager
+
+        return PassManager
+    raise AttributeError(f"module 'tfc' has no attribute '{attr}'")
+
+
+__all__ = ["__version__", "compile", "run", "import_onnx", "Artifact", "TARGETS", "PassManager", "ir"]

@@ -8,6 +8,8 @@ compute, and one const op per distinct constant. Rules, applied to a fixpoint:
 - `reshape` to the same shape and `transpose` with the identity perm are removed;
 - `reshape(reshape(x))` is one reshape; `transpose(transpose(x))` is one transpose (perms compose);
 - a transpose that only moves size-1 dims is a `reshape` (no data moves);
+- a chain of transposes and reshapes that leaves every element at its flat position (such as
+  NHWC -> transpose to NCHW -> reshape to [N, C, HW] -> transpose to tokens [N, HW, C]) is one reshape;
 - an identity `requantize` (same zero points, multiplier 1.0, no clamping) is removed;
 - an op whose operands are all constants is evaluated with the interpreter and becomes a const
   (except `quantize`/`dequantize`: a weight's `dequantize(const i8)` is how QDQ graphs say
@@ -62,10 +64,11 @@ def simplify_op(graph: Graph, op: Op, fold_constants: bool = True) -> bool:
     if op.graph is not graph:
         return False
     if op.name == "reshape":
-        return remove_identity(graph, op) or merge_reshapes(graph, op)
+        return (remove_identity(graph, op) or merge_reshapes(graph, op)
+                or collapse_movement_chain(graph, op))
     if op.name == "transpose":
         return (remove_identity(graph, op) or merge_transposes(graph, op)
-                or transpose_to_reshape(graph, op))
+                or transpose_to_reshape(graph, op) or collapse_movement_chain(graph, op))
     if op.name == "requantize" and is_identity_requantize(op):
         return remove_identity(graph, op, check_attrs=False)
     if fold_constants:
@@ -115,6 +118,43 @@ def transpose_to_reshape(graph: Graph, op: Op) -> bool:
         return False  # data moves, or a per-axis quantization axis would need remapping
     op.name = "reshape"
     op.attrs = {"shape": list(op.result.type.shape)}
+    return True
+
+
+_MOVEMENT = ("reshape", "transpose")
+_CHAIN_TRACE_LIMIT = 1 << 20  # elements; tracing a larger chain costs more than it could save
+
+
+def collapse_movement_chain(graph: Graph, op: Op) -> bool:
+    """Replaces a reshape/transpose chain ending at `op` by one reshape when no element moves.
+
+    The chain is followed upward through single-use movement ops with unchanged quantization;
+    whether it moves data is decided exactly, by pushing the flat indices through it.
+    """
+    chain = [op]
+    while True:
+        src = chain[-1].operands[0]
+        prev = src.producer
+        if (prev is None or prev.name not in _MOVEMENT or len(src.uses) != 1
+                or graph.is_output(src) or src.type.quant != op.result.type.quant):
+            break
+        chain.append(prev)
+    if len(chain) < 2 or op.result.type.numel > _CHAIN_TRACE_LIMIT:
+        return False
+    head = chain[-1].operands[0]
+    index = np.arange(head.type.numel).reshape(head.type.shape)
+    for step in reversed(chain):
+        if step.name == "transpose":
+            index = index.transpose(step.attrs["perm"])
+        else:
+            index = index.reshape(step.result.type.shape)
+    if not np.array_equal(index.reshape(-1), np.arange(head.type.numel)):
+        return False
+    op.name = "reshape"
+    op.attrs = {"shape": list(op.result.type.shape)}
+    op.set_operand(0, head)
+    for dead in chain[1:]:
+        _erase_if_dead(graph, dead)
     return True
 
 

@@ -1,0 +1,136 @@
+"""memory-plan: invariants on random DAGs (no two live buffers share a byte) and the I/O rules."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tfc.ir.core import Builder, Graph
+from tfc.ir.types import TensorType
+from tfc.passes.memory_plan import MemoryPlanPass, arena_buffers, arena_size, live_bytes_lower_bound
+
+ALIGN = 16
+
+
+def independent_liveness(graph: Graph) -> dict[int, tuple[int, int]]:
+    """id(root value) -> (first, last step), computed without the pass's helpers: a reshape that
+    is not a graph output shares its operand's memory."""
+    root: dict[int, int] = {}
+    live: dict[int, list[int]] = {}
+    for step, op in enumerate(graph.ops):
+        for v in op.operands:
+            r = root.get(id(v))
+            if r is not None:
+                live[r][1] = max(live[r][1], step)
+        if op.name == "const":
+            continue
+        if op.name == "reshape" and not graph.is_output(op.result):
+            if id(op.operands[0]) in root:
+                root[id(op.result)] = root[id(op.operands[0])]
+            continue
+        for res in op.results:
+            if not graph.is_output(res):
+                root[id(res)] = id(res)
+                live[id(res)] = [step, step]
+    return {k: tuple(v) for k, v in live.items()}
+
+
+def check_plan(graph: Graph) -> None:
+    """The memory-plan checker: every assertion is an invariant the emitted C relies on."""
+    live = independent_liveness(graph)
+    placed = {}
+    for op in graph.ops:
+        if op.name == "const":
+            assert "arena_offset" not in op.attrs
+            continue
+        offsets = op.attrs["arena_offset"]
+        assert len(offsets) == len(op.results)
+        for res, off in zip(op.results, offsets):
+            if graph.is_output(res):
+                assert off == -1, f"output %{res.name} must be external"
+            elif id(res) in live:
+                assert off >= 0 and off % ALIGN == 0
+                placed[id(res)] = (off, res.type.nbytes, *live[id(res)])
+    items = list(placed.values())
+    for i, (o1, n1, s1, e1) in enumerate(items):
+        for o2, n2, s2, e2 in items[i + 1:]:
+            if s1 <= e2 and s2 <= e1 and n1 and n2:
+                assert o1 + n1 <= o2 or o2 + n2 <= o1, "two live buffers overlap"
+
+
+UNARY = ("relu", "reshape")
+
+
+@st.composite
+def random_dags(draw):
+    """Random DAGs over f32 values of a few sizes: unary ops, binary adds, reshapes and splits."""
+    g = Graph("dag")
+    b = Builder(g)
+    n_in = draw(st.integers(1, 2))
+    values = [g.add_input(TensorType((1, 4 * draw(st.integers(1, 6))), "f32"), f"in{i}")
+              for i in range(n_in)]
+    for i in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["relu", "reshape", "add", "split", "const_add"]))
+        x = draw(st.sampled_from(values))
+        n = x.type.numel
+        if kind == "relu":
+            values.append(b.op("relu", [x]))
+        elif kind == "reshape":
+            values.append(b.op("reshape", [x], shape=[n] if x.type.rank == 2 else [1, n]))
+        elif kind == "add":
+            same = [v for v in values if v.type.shape == x.type.shape]
+            values.append(b.op("add", [x, draw(st.sampled_from(same))]))
+        elif kind == "const_add":
+            k = b.const(np.ones(x.type.shape, np.float32), "k")
+            values.append(b.op("add", [x, k]))
+        elif kind == "split" and x.type.rank == 2 and n % 2 == 0:
+            op = b.create("split", [x], {"axis": 1, "sizes": [n // 2, n // 2]}, names="part")
+            values.extend(op.results)
+    produced = [v for v in values if v.producer is not None]
+    n_out = draw(st.integers(1, 3))
+    g.outputs = [draw(st.sampled_from(values)) for _ in range(n_out)] if produced else values[:1]
+    return g
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_dags())
+def test_no_two_live_buffers_overlap(graph):
+    assert MemoryPlanPass().run(graph) in (True, False)
+    check_plan(graph)
+    buffers = arena_buffers(graph)
+    assert arena_size(graph) >= live_bytes_lower_bound(buffers)
+    assert MemoryPlanPass().run(graph) is False  # idempotent
+
+
+def test_chain_reuses_memory_and_views_alias():
+    g = Graph("chain")
+    x = g.add_input(TensorType((1, 64), "f32"), "x")
+    b = Builder(g)
+    a = b.op("relu", [x], name_hint="a")
+    r = b.op("reshape", [a], shape=[64], name_hint="r")
+    c = b.op("relu", [r], name_hint="c")
+    d = b.op("relu", [c], name_hint="d")
+    e = b.op("relu", [d], name_hint="e")
+    g.outputs = [e]
+    MemoryPlanPass().run(g)
+    check_plan(g)
+    offs = {op.results[0].name: op.attrs["arena_offset"][0] for op in g.ops}
+    assert offs["r"] == offs["a"]  # the view shares its operand's buffer
+    assert offs["e"] == -1  # written straight to the caller's output
+    assert offs["c"] != offs["a"] and offs["d"] == offs["a"]  # a ping-pongs with c
+    assert arena_size(g) == 2 * 256 == live_bytes_lower_bound(arena_buffers(g))
+
+
+def test_output_reshape_is_a_copy_and_output_read_later_stays_external():
+    g = Graph("io")
+    x = g.add_input(TensorType((1, 8), "f32"), "x")
+    b = Builder(g)
+    a = b.op("relu", [x], name_hint="a")
+    r = b.op("reshape", [a], shape=[8], name_hint="r")
+    c = b.op("relu", [a], name_hint="c")
+    g.outputs = [r, a, c]
+    MemoryPlanPass().run(g)
+    check_plan(g)
+    assert all(op.attrs["arena_offset"] == [-1] for op in g.ops)
+    assert arena_size(g) == 0
