@@ -12,7 +12,7 @@ import numpy as np
 from tfc.errors import UnsupportedOpError
 from tfc.ir.interp_spatial import (conv_accumulate, from_nchw, out_hw, spatial_params, to_nchw,
                                    weights_to_oihw, window_counts, windows)
-from tfc.ir.quant_math import (INT32_MAX, SOFTMAX_INV_BITS, clamp, isqrt64,
+from tfc.ir.quant_math import (INT32_MAX, MEAN_EXTRA_BITS, SOFTMAX_INV_BITS, clamp, isqrt64,
                                multiply_by_quantized_multiplier as mbqm, rounding_divide)
 
 I64 = np.int64
@@ -88,9 +88,9 @@ def _mul(op, xs):
 
 
 def _mean_requantize(op, total, count):
-    """avg = rounding_divide(total, count); then the usual requantization."""
+    """avg = rounding_divide(total * 2^8, count); then the usual requantization."""
     a = op.attrs
-    avg = rounding_divide(total, count)
+    avg = rounding_divide(np.asarray(total, dtype=I64) << MEAN_EXTRA_BITS, count)
     return _requantize_out(op, avg, a["multiplier"], a["shift"], a["output_zp"])
 
 

@@ -331,7 +331,9 @@ register(OpDef("avgpool2d", (1, 1), {**_SPATIAL, "kernel": "ints", "ceil_mode": 
                required_int=tuple(_POOL_INT), doc="""
 Average over each window (ONNX AveragePool). The divisor counts padded elements only when
 count_include_pad. int8: acc = sum (x - input_zp) over the window (padding adds 0);
-      avg = rounding_divide(acc, count); y = clamp(MBQM(avg, multiplier, shift) + output_zp)."""))
+      avg = rounding_divide(acc * 2^8, count)          (quant_math.MEAN_EXTRA_BITS = 8)
+      y = clamp(MBQM(avg, multiplier, shift) + output_zp, act_min, act_max)
+      with multiplier/shift = quantize_multiplier(s_x / (2^8 * s_y))."""))
 
 register(OpDef("global_avgpool", (1, 1), {"layout": "str"}, _global_pool_infer,
                int_attrs=_POOL_INT, required_int=tuple(_POOL_INT), doc="""

@@ -114,6 +114,10 @@ def _wrap_int32(x):
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+# Averages are divided at 2^8 times the input's resolution, so that the one rounding that matters
+# is the final requantization (an output scale finer than the input's then gains precision).
+MEAN_EXTRA_BITS = 8
+
 SOFTMAX_LUT_BITS = 16
 SOFTMAX_INV_BITS = 46
 

@@ -23,7 +23,7 @@ from tfc.ir.core import Builder, Graph, Op, Value, sanitize_name
 from tfc.ir.quant_math import quantize_float
 from tfc.ir.types import Quant
 from tfc.passes import register_pass
-from tfc.passes.quant_rules import (AVERAGING_OPS, DATA_MOVEMENT_OPS, SOFTMAX_OUTPUT_QUANT, activation_quant,
+from tfc.passes.quant_rules import (DATA_MOVEMENT_OPS, SOFTMAX_OUTPUT_QUANT, activation_quant,
                                     bias_int32, erase_dead, float_const, has_qdq,
                                     symmetric_per_channel)
 from tfc.pipeline import Pass
@@ -166,7 +166,7 @@ def _choose_params(graph: Graph, ranges) -> dict[int, Quant]:
                 continue
             lo, hi = ranges[r.name]
             source = op.operands[0] if op.operands else None
-            if op.name in DATA_MOVEMENT_OPS + AVERAGING_OPS and id(source) in params:
+            if op.name in DATA_MOVEMENT_OPS and id(source) in params:
                 params[id(r)] = params[id(source)]  # data movement must not change the codes
             elif op.name == "softmax":
                 params[id(r)] = SOFTMAX_OUTPUT_QUANT

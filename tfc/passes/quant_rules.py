@@ -23,9 +23,6 @@ SOFTMAX_OUTPUT_QUANT = Quant.per_tensor(1.0 / 256.0, -128)
 # Ops that only move or select data: their result keeps their input's quantization.
 DATA_MOVEMENT_OPS = ("reshape", "transpose", "slice", "split", "maxpool2d")
 
-# Averages are rounded to the input's LSB before they are rescaled (see `avgpool2d` in ops.py),
-# so a finer output scale adds no precision but a second rounding: calibrate shares the input's.
-AVERAGING_OPS = ("avgpool2d", "global_avgpool", "reduce_mean")
 
 QDQ_OPS = ("quantize", "dequantize", "requantize")
 

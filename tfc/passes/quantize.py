@@ -23,7 +23,7 @@ import numpy as np
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Builder, Graph, Op, Value, const_value
 from tfc.ir.ops import infer_types
-from tfc.ir.quant_math import quantize_float
+from tfc.ir.quant_math import MEAN_EXTRA_BITS, quantize_float
 from tfc.ir.types import Quant, TensorType
 from tfc.passes import register_pass
 from tfc.passes.quant_rules import (INT8_MAX, INT8_MIN, activation_bounds, activation_quant,
@@ -316,7 +316,7 @@ def _lower_pool(isl: Island) -> list[Value] | str:
     if isinstance(x, str):
         return x
     out = isl.out_quant()
-    mult, shift = multiplier_shift(x.type.quant.s / out.s)
+    mult, shift = multiplier_shift(x.type.quant.s / ((1 << MEAN_EXTRA_BITS) * out.s))
     attrs = {"input_zp": x.type.quant.zp, "output_zp": out.zp, "multiplier": mult,
              "shift": shift, "act_min": INT8_MIN, "act_max": INT8_MAX}
     return [isl.int_op([x], attrs, out)]
