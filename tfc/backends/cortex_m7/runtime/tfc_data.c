@@ -1,0 +1,53 @@
+/* Data movement for any element type: copies, row copies (concat, split) and strided gathers
+ * (transpose, slice with any steps). */
+#include <string.h>
+
+#include "tfc_runtime.h"
+#include "tfc_internal.h"
+
+void tfc_copy(void *dst, const void *src, int32_t nbytes)
+{
+    if (dst != src) {
+        memmove(dst, src, (size_t)nbytes);
+    }
+}
+
+void tfc_copy_rows(void *dst, int32_t dst_pitch, const void *src, int32_t src_pitch,
+                   int32_t rows, int32_t row_bytes)
+{
+    uint8_t *out = (uint8_t *)dst;
+    const uint8_t *in = (const uint8_t *)src;
+    for (int32_t r = 0; r < rows; ++r) {
+        memcpy(out + r * dst_pitch, in + r * src_pitch, (size_t)row_bytes);
+    }
+}
+
+void tfc_gather(void *dst, const void *src, int32_t elem_size, int32_t offset, int32_t rank,
+                const int32_t *dims, const int32_t *strides)
+{
+    uint8_t *out = (uint8_t *)dst;
+    const uint8_t *in = (const uint8_t *)src + (ptrdiff_t)offset * elem_size;
+    const int32_t last = rank - 1;
+    const int32_t inner = dims[last];
+    const int32_t step = strides[last];
+    const int32_t rows = tfc_product(last, dims);
+    tfc_walker it;
+    tfc_walker_start(&it);
+    for (int32_t r = 0; r < rows; ++r) {
+        const uint8_t *base = in + (ptrdiff_t)it.off_a * elem_size;
+        if (step == 1) {
+            memcpy(out, base, (size_t)inner * (size_t)elem_size);
+            out += inner * elem_size;
+        } else if (elem_size == 1) {
+            for (int32_t i = 0; i < inner; ++i) {
+                *out++ = base[i * step];
+            }
+        } else {
+            for (int32_t i = 0; i < inner; ++i) {
+                memcpy(out, base + (ptrdiff_t)i * step * elem_size, (size_t)elem_size);
+                out += elem_size;
+            }
+        }
+        tfc_walker_next(&it, last, dims, strides, NULL);
+    }
+}
