@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from frontends.onnx_import import ImportContext, Item, Node
-from tfc.ir.core import Value
+from tfc.ir.core import Value, const_value
 from tfc.ir.types import Quant, TensorType
 
 Converter = Callable[[ImportContext, Node], list[Item]]
@@ -245,12 +245,27 @@ def _binary(ctx, node):
 
 @converts("Div")
 def _div(ctx, node):
-    # tfc divides only by constants, as a multiplication by the reciprocal.
-    divisor = ctx.constant(1, "divisor")
+    # tfc divides only by constants, as a multiplication by the reciprocal. A quantizer may have
+    # wrapped the constant divisor in DequantizeLinear; that is still known at compile time.
+    divisor = _dequantized_constant(node.input(1))
+    if divisor is None:
+        divisor = ctx.constant(1, "divisor")
     with np.errstate(divide="ignore"):
         reciprocal = ctx.derived((np.float32(1) / divisor.astype(np.float32)).astype(np.float32),
                                  divisor)
     return [ctx.emit1("mul", [node.input(0), reciprocal])]
+
+
+def _dequantized_constant(item) -> np.ndarray | None:
+    """The float value of `dequantize(const)`, else None."""
+    if not isinstance(item, Value) or item.producer is None or item.producer.name != "dequantize":
+        return None
+    source = item.producer.operands[0]
+    if const_value(source) is None:
+        return None
+    from tfc.ir.interp import run_op
+
+    return run_op(item.producer, [const_value(source)])[0]
 
 
 @converts("Relu")

@@ -53,7 +53,7 @@ def attention_model(rng, tokens=8, dim=16):
         helper.make_node("MatMul", ["ln", "wv"], ["v"]),
         helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
         helper.make_node("MatMul", ["q", "kt"], ["sc"]),
-        helper.make_node("Div", ["sc", "sqrtd"], ["scd"]),  # left float: a Div-by-constant island
+        helper.make_node("Div", ["sc", "sqrtd"], ["scd"]),  # its divisor arrives as DequantizeLinear
         helper.make_node("Softmax", ["scd"], ["p"], axis=-1),
         helper.make_node("MatMul", ["p", "v"], ["ctx"]),
         helper.make_node("Add", ["ctx", "x"], ["y"]),
@@ -62,7 +62,7 @@ def attention_model(rng, tokens=8, dim=16):
              _init("wq", rng.normal(size=(dim, dim)) * 0.25), _init("wk", rng.normal(size=(dim, dim)) * 0.25),
              _init("wv", rng.normal(size=(dim, dim)) * 0.25), _init("sqrtd", np.array(dim ** 0.5))]
     model = _model(nodes, inits, [1, tokens, dim], [1, tokens, dim])
-    return model, ["MatMul", "Add", "Transpose", "Softmax", "LayerNormalization"]
+    return model, ["MatMul", "Add", "Transpose", "Softmax", "LayerNormalization", "Div"]
 
 
 def _model(nodes, inits, in_shape, out_shape):
