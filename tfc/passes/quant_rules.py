@@ -7,6 +7,9 @@ multiplier/shift pair from `quant_math.quantize_multiplier`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from tfc.errors import UnsupportedOpError
@@ -162,6 +165,61 @@ def requantize(b: Builder, x: Value, out: Quant, act_min: int = INT8_MIN, act_ma
     return b.op("requantize", [x], name_hint=name_hint or f"{x.name}_rq",
                 result_type=x.type.with_quant(out), input_zp=q_in.zp, output_zp=out.zp,
                 multiplier=mult, shift=shift, act_min=int(act_min), act_max=int(act_max))
+
+
+# -- float islands (layernorm, softmax) ----------------------------------------------------------
+
+@dataclass
+class LastAxisIsland:
+    """dequantize(x) -> op (over the last axis) -> quantize: a float op between int8 tensors."""
+
+    op: Op
+    x: Value  # the int8 per-tensor input
+    out: Quant  # the per-tensor quantization every reader applies
+    readers: list[Op]  # the quantize ops reading the result
+
+
+def match_last_axis_island(graph: Graph, op: Op) -> LastAxisIsland | str:
+    """The island around `op`, or why `op` is not one."""
+    x = dequantized_source(op.operands[0])
+    if x is None or x.type.dtype != "i8" or per_tensor(x) is None:
+        return "input is not dequantized from an int8 per-tensor tensor"
+    axis = op.attr("axis", -1)
+    if axis not in (-1, x.type.rank - 1):
+        return f"axis {axis} is not the last axis"
+    readers = quantize_users(graph, op.result)
+    if readers is None:
+        return "result does not feed only quantize ops"
+    out = per_tensor(readers[0].result)
+    if out is None or any(q.result.type.quant != out for q in readers):
+        return "result is quantized in different ways"
+    return LastAxisIsland(op, x, out, readers)
+
+
+def replace_island(graph: Graph, island: LastAxisIsland, new: Value) -> None:
+    """Routes the readers' users to `new`, which takes over the float op's name."""
+    name = island.op.result.name
+    for q in island.readers:
+        graph.replace_all_uses_with(q.result, new)
+        graph.erase(q)
+    graph.erase(island.op)
+    if name not in {v.name for v in graph.values()}:
+        new.name = name
+
+
+def rewrite_islands(graph: Graph, op_name: str,
+                    rewrite: Callable[[Graph, LastAxisIsland], str | None]) -> bool:
+    """Applies `rewrite` to every float `op_name` island; True when any was rewritten."""
+    changed = False
+    for op in graph.walk(op_name):
+        if op.graph is not graph or op.result.type.dtype != "f32":
+            continue
+        island = match_last_axis_island(graph, op)
+        if not isinstance(island, str) and rewrite(graph, island) is None:
+            changed = True
+    if changed:
+        erase_dead(graph)
+    return changed
 
 
 def erase_dead(graph: Graph, names=("dequantize", "quantize", "const")) -> bool:

@@ -16,9 +16,8 @@ import numpy as np
 
 from tfc.ir.core import Builder, Graph, Op
 from tfc.passes import register_pass
-from tfc.passes.quant_rules import (INT8_MAX, INT8_MIN, dequantized_source, erase_dead,
-                                    per_channel_multipliers, per_tensor, quantize_users,
-                                    real_const)
+from tfc.passes.quant_rules import (INT8_MAX, INT8_MIN, LastAxisIsland, per_channel_multipliers,
+                                    real_const, replace_island, rewrite_islands)
 from tfc.pipeline import Pass
 
 NORM_SCALE = 128  # x_norm is kept as x_norm * 2^(8-1)
@@ -32,29 +31,12 @@ class ScaledLayernormPass(Pass):
     name: ClassVar[str] = "scaled-layernorm"
 
     def run(self, graph: Graph) -> bool:
-        changed = False
-        for op in graph.walk("layernorm"):
-            if op.graph is graph and op.result.type.dtype == "f32" and _rewrite(graph, op) is None:
-                changed = True
-        if changed:
-            erase_dead(graph)
-        return changed
+        return rewrite_islands(graph, "layernorm", _rewrite)
 
 
-def _rewrite(graph: Graph, op: Op) -> str | None:
+def _rewrite(graph: Graph, island: LastAxisIsland) -> str | None:
     """Rewrites one island; returns why it does not match instead (None when rewritten)."""
-    x = dequantized_source(op.operands[0])
-    if x is None or x.type.dtype != "i8" or per_tensor(x) is None:
-        return "input is not dequantized from an int8 per-tensor tensor"
-    axis = op.attr("axis", -1)
-    if axis not in (-1, x.type.rank - 1):
-        return f"axis {axis} is not the last axis"
-    readers = quantize_users(graph, op.result)
-    if readers is None:
-        return "result does not feed only quantize ops"
-    out = per_tensor(readers[0].result)
-    if out is None or any(q.result.type.quant != out for q in readers):
-        return "result is quantized in different ways"
+    op, x, out = island.op, island.x, island.out
     channels = x.type.shape[-1]
     gamma = _param(op, 1, channels, 1.0)
     beta = _param(op, 2, channels, 0.0)
@@ -69,15 +51,9 @@ def _rewrite(graph: Graph, op: Op) -> str | None:
     attrs = {"axis": -1, "epsilon": eps, "input_zp": x.type.quant.zp, "eps_q": eps_q,
              "multiplier": multiplier, "shift": shift, "bias": bias,
              "act_min": INT8_MIN, "act_max": INT8_MAX}
-    name = op.result.name
     new = Builder(graph, insert_before=op, loc=op.loc).op(
-        "layernorm", [x], name_hint=name, result_type=x.type.with_quant(out), **attrs)
-    for q in readers:
-        graph.replace_all_uses_with(q.result, new)
-        graph.erase(q)
-    graph.erase(op)
-    if name not in {v.name for v in graph.values()}:
-        new.name = name
+        "layernorm", [x], name_hint=op.result.name, result_type=x.type.with_quant(out), **attrs)
+    replace_island(graph, island, new)
     return None
 
 
