@@ -33,11 +33,26 @@ def compile(model, target: str = "stm32f746", *, calib=None, precision: str = "i
                          measure_code=measure_code)
 
 
-def run(outdir, inputs, on: str = "host", raw: bool = False):
-    """Runs a compiled OUTDIR on `inputs` (a list/dict of arrays as the ONNX model takes them)."""
+def run(outdir, inputs, on: str = "host", raw: bool = False, profile: bool = False):
+    """Runs a compiled OUTDIR on `inputs` (a list/dict of arrays as the ONNX model takes them).
+
+    on: "host" (gcc shared library) or "m7" (emulated Cortex-M7); with on="m7", `profile` writes
+    OUTDIR/profile.json (instructions and estimated cycles, per layer)."""
     from tfc.backends.cortex_m7.host_run import run as run_outdir
 
-    return run_outdir(outdir, inputs, on=on, raw=raw)
+    return run_outdir(outdir, inputs, on=on, raw=raw, profile=profile)
+
+
+def validate(model, outdir, data=None, on: str = "host", samples: int | None = None, seed: int = 0):
+    """Compares a compiled OUTDIR with onnxruntime running `model` on the same inputs.
+
+    Returns a `tfc.validation.ValidationReport`: per output top-1 agreement, max abs error and SQNR;
+    per layer the SQNR of tfc's dequantized activations against onnxruntime's, and the first layer
+    whose SQNR drops steeply (`.first_suspect`). data: .npz path or dict input name -> samples
+    (default: random normal samples drawn with `seed`); on: "host", "m7" or "interp"."""
+    from tfc.validation import validate as validate_outdir
+
+    return validate_outdir(model, outdir, data=data, on=on, samples=samples, seed=seed)
 
 
 def import_onnx(path_or_model, name=None):
@@ -55,4 +70,4 @@ def __getattr__(attr):
     raise AttributeError(f"module 'tfc' has no attribute '{attr}'")
 
 
-__all__ = ["__version__", "compile", "run", "import_onnx", "Artifact", "TARGETS", "PassManager", "ir"]
+__all__ = ["__version__", "compile", "run", "validate", "import_onnx", "Artifact", "TARGETS", "PassManager", "ir"]

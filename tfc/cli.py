@@ -286,7 +286,7 @@ def add_run_command(subparsers) -> None:
     p.add_argument("-o", "--output", metavar="Y.npy",
                    help="write the output (.npy; .npz for all outputs by name)")
     p.add_argument("--on", choices=("host", "m7"), default="host",
-                   help="host (gcc shared library) or m7 (emulated Cortex-M7, a later release)")
+                   help="host (gcc shared library) or m7 (emulated Cortex-M7: arm-none-eabi-gcc + Unicorn)")
     p.add_argument("--raw", action="store_true", help="read and write the int8 tensors as they are")
     p.add_argument("--profile", action="store_true", help="write OUTDIR/profile.json (needs --on m7)")
     p.set_defaults(func=run_run)
@@ -311,20 +311,20 @@ def run_run(args) -> int:
     import numpy as np
 
     import tfc
-    from tfc.backends.cortex_m7.host_run import M7_UNAVAILABLE, load_report
+    from tfc.backends.cortex_m7.host_run import load_report
 
-    if args.on == "m7":
-        raise TfcError(M7_UNAVAILABLE)
-    if args.profile:
+    if args.profile and args.on != "m7":
         raise TfcError("--profile measures the emulated Cortex-M7; add --on m7")
     loaded = [_load_array_file(p) for p in args.input]
     inputs = loaded[0] if len(loaded) == 1 and isinstance(loaded[0], dict) else loaded
-    outputs = tfc.run(args.outdir, inputs, on=args.on, raw=args.raw)
+    outputs = tfc.run(args.outdir, inputs, on=args.on, raw=args.raw, profile=args.profile)
     specs = load_report(args.outdir)["outputs"]
     for spec, y in zip(specs, outputs):
         top = np.argmax(y.reshape(-1, y.shape[-1]), axis=-1) if y.ndim else np.array([0])
         shown = top[0] if top.size == 1 else top.tolist()
         print(f"output %{spec['name']}: shape {list(y.shape)} {y.dtype}, argmax {shown}")
+    if args.profile:
+        _print_profile(os.path.join(args.outdir, "profile.json"))
     if args.output:
         if args.output.endswith(".npz"):
             np.savez(args.output, **{spec["name"]: y for spec, y in zip(specs, outputs)})
@@ -333,6 +333,16 @@ def run_run(args) -> int:
         else:
             raise TfcError(f"the model has {len(outputs)} outputs; write them with -o OUT.npz")
     return 0
+
+
+def _print_profile(path: str) -> None:
+    import json
+
+    with open(path) as f:
+        prof = json.load(f)
+    print(f"m7 profile: {prof['instructions']} instructions, ~{prof['cycles_estimate']} cycles "
+          f"(±30%), stack {prof['stack_bytes']} B, flash {prof['flash_bytes']} B, "
+          f"SRAM {prof['sram_bytes']} B; per layer in {path}")
 
 
 def add_targets_command(subparsers) -> None:
@@ -349,11 +359,46 @@ def run_targets(args) -> int:
     return 0
 
 
+# -- tfc validate -----------------------------------------------------------------------------------
+
+def add_validate_command(subparsers) -> None:
+    p = subparsers.add_parser("validate", parents=[_common_flags()],
+                              help="compare a compiled model with onnxruntime, per output and per layer",
+                              description="Run the compiled OUTDIR and onnxruntime on the same inputs; "
+                                          "report per-output top-1 agreement, max abs error and SQNR, "
+                                          "and per-layer SQNR of the int8 activations.")
+    p.add_argument("model", metavar="MODEL.onnx", help="the ONNX model OUTDIR was compiled from")
+    p.add_argument("outdir", metavar="OUTDIR", help="the output of `tfc compile`")
+    p.add_argument("--data", metavar="X.npz",
+                   help="inputs: each input name -> samples on axis 0 (default: random normal "
+                        "samples, seed 0)")
+    p.add_argument("--on", choices=("host", "m7", "interp"), default="host",
+                   help="where the final outputs come from: host build (default), emulated "
+                        "Cortex-M7, or the IR interpreter only (no C build)")
+    p.add_argument("--samples", type=int, metavar="N", help="use at most N samples")
+    p.add_argument("--json", metavar="OUT.json",
+                   help="write the report as JSON here (default OUTDIR/validate.json)")
+    p.set_defaults(func=run_validate)
+
+
+def run_validate(args) -> int:
+    import tfc
+
+    if args.samples is not None and args.samples < 1:
+        raise _UsageError("validate: --samples must be at least 1")
+    report = tfc.validate(args.model, args.outdir, data=args.data, on=args.on, samples=args.samples)
+    json_path = args.json or os.path.join(args.outdir, "validate.json")
+    report.write_json(json_path)
+    sys.stdout.write(report.format_table())
+    print(f"  JSON report: {json_path}")
+    return 0
+
+
 # -- the entry point --------------------------------------------------------------------------------
 
 # Help order. The backend adds compile, run and targets here.
 SUBCOMMANDS = [add_opt_command, add_import_command, add_compile_command, add_run_command,
-               add_targets_command]
+               add_validate_command, add_targets_command]
 
 
 class _UsageError(Exception):

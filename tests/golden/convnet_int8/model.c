@@ -8,6 +8,14 @@
 #include "model.h"
 #include "tfc_runtime.h"
 
+#ifdef TFC_PROFILE
+/* Per-layer profiling (`tfc run --on m7 --profile`): the emulator counts between these calls. */
+void tfc_layer_mark(int index);
+#define TFC_LAYER_MARK(index) tfc_layer_mark(index)
+#else
+#define TFC_LAYER_MARK(index) ((void)0)
+#endif
+
 /* Constants, defined in weights.c (flash). */
 extern const int8_t convnet_int8_w_conv1_w[216];
 extern const int32_t convnet_int8_w_conv1_b[8];
@@ -42,11 +50,15 @@ int convnet_int8_run_multi_with_arena(const int8_t *const *inputs, int8_t *const
     }
 
     /* conv1: conv2d(%input, %conv1_w, %conv1_b) -> %conv1: tensor<1x6x6x8xi8, q<0.05:-3>> */
+    TFC_LAYER_MARK(0);
     tfc_conv2d_s8(in0, convnet_int8_w_conv1_w, convnet_int8_w_conv1_b, ((int8_t *)(arena + 0)), &(const tfc_window){.batch = 1, .in_h = 6, .in_w = 6, .in_c = 3, .out_h = 6, .out_w = 6, .out_c = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1}, &(const tfc_channel_quant){.input_zp = -7, .output_zp = -3, .multiplier = convnet_int8_w_conv1_multiplier, .shift = convnet_int8_w_conv1_shift, .act_min = -3, .act_max = 127});
     /* dw: conv2d(%conv1, %dw_w, %dw_b) -> %dw: tensor<1x4x4x8xi8, q<0.08:2>> */
+    TFC_LAYER_MARK(1);
     tfc_conv2d_s8(((int8_t *)(arena + 0)), convnet_int8_w_dw_w, convnet_int8_w_dw_b, ((int8_t *)(arena + 288)), &(const tfc_window){.batch = 1, .in_h = 6, .in_w = 6, .in_c = 8, .out_h = 4, .out_w = 4, .out_c = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0, .pad_left = 0, .pad_bottom = 0, .pad_right = 0, .dilation_h = 1, .dilation_w = 1, .groups = 8}, &(const tfc_channel_quant){.input_zp = -3, .output_zp = 2, .multiplier = convnet_int8_w_dw_multiplier, .shift = convnet_int8_w_dw_shift, .act_min = -128, .act_max = 127});
     /* flat: reshape(%dw) -> %flat: tensor<1x128xi8, q<0.08:2>> (a view: no code) */
+    TFC_LAYER_MARK(2);
     /* logits: linear(%flat, %logits_w) -> %logits: tensor<1x10xi8, q<0.1:5>> */
+    TFC_LAYER_MARK(3);
     tfc_linear_s8(((int8_t *)(arena + 288)), convnet_int8_w_logits_w, NULL, out0, 1, 128, 10, &(const tfc_channel_quant){.input_zp = 2, .output_zp = 5, .multiplier = convnet_int8_w_logits_multiplier, .shift = convnet_int8_w_logits_shift, .act_min = -128, .act_max = 127});
     return 0;
 }

@@ -22,8 +22,6 @@ from tfc.errors import TfcError
 from tfc.ir.quant_math import dequantize_int, quantize_float
 from tfc.ir.types import numpy_dtype
 
-M7_UNAVAILABLE = "--on m7 (the emulated Cortex-M7) is not available yet; use --on host"
-
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
@@ -99,10 +97,29 @@ def _to_device(x: np.ndarray, spec: dict, raw: bool) -> np.ndarray:
     return np.ascontiguousarray(quantize_float(x, spec["scale"], spec["zero_point"], dtype))
 
 
-def run_on_host(outdir: str | os.PathLike, inputs, raw: bool = False) -> list[np.ndarray]:
-    report = load_report(outdir)
+def _host_executor(outdir: str | os.PathLike, report: dict):
+    """A function running one sample (device-typed inputs -> outputs) in the host library."""
     lib = load_host_library(outdir, report["prefix"])
     run_multi = getattr(lib, f"{report['prefix']}_run_multi")
+
+    def execute(args: list[np.ndarray]) -> list[np.ndarray]:
+        outs = [np.zeros(spec["shape"], numpy_dtype(spec["dtype"])) for spec in report["outputs"]]
+        in_ptrs = (ctypes.c_void_p * len(args))(*[a.ctypes.data for a in args])
+        out_ptrs = (ctypes.c_void_p * len(outs))(*[o.ctypes.data for o in outs])
+        rc = run_multi(in_ptrs, out_ptrs)
+        if rc != 0:
+            raise TfcError(f"{report['prefix']}_run_multi returned {rc}")
+        return outs
+
+    return execute
+
+
+def run_on_host(outdir: str | os.PathLike, inputs, raw: bool = False, execute=None) -> list[np.ndarray]:
+    """Runs every sample through `execute` (default: the host library; the M7 emulator passes its
+    own), quantizing inputs and dequantizing outputs unless `raw`."""
+    report = load_report(outdir)
+    if execute is None:
+        execute = _host_executor(outdir, report)
     in_specs, out_specs = report["inputs"], report["outputs"]
     samples = [_samples(x, s) for x, s in zip(_by_position(inputs, in_specs), in_specs)]
     counts = {len(s) for s in samples}
@@ -112,12 +129,7 @@ def run_on_host(outdir: str | os.PathLike, inputs, raw: bool = False) -> list[np
     results: list[list[np.ndarray]] = [[] for _ in out_specs]
     for k in range(n):
         args = [_to_device(s[k], spec, raw) for s, spec in zip(samples, in_specs)]
-        outs = [np.zeros(spec["shape"], numpy_dtype(spec["dtype"])) for spec in out_specs]
-        in_ptrs = (ctypes.c_void_p * len(args))(*[a.ctypes.data for a in args])
-        out_ptrs = (ctypes.c_void_p * len(outs))(*[o.ctypes.data for o in outs])
-        rc = run_multi(in_ptrs, out_ptrs)
-        if rc != 0:
-            raise TfcError(f"{report['prefix']}_run_multi returned {rc} on sample {k}")
+        outs = execute(args)
         for j, (o, spec) in enumerate(zip(outs, out_specs)):
             if not raw and spec["scale"] is not None:
                 o = dequantize_int(o, spec["scale"], spec["zero_point"])
@@ -132,10 +144,30 @@ def run_on_host(outdir: str | os.PathLike, inputs, raw: bool = False) -> list[np
             for r, spec in zip(results, out_specs)]
 
 
-def run(outdir: str | os.PathLike, inputs, on: str = "host", raw: bool = False) -> list[np.ndarray]:
-    """Runs a compiled model (see module docstring); returns one array per model output."""
+def run(outdir: str | os.PathLike, inputs, on: str = "host", raw: bool = False,
+        profile: bool = False) -> list[np.ndarray]:
+    """Runs a compiled model (see module docstring); returns one array per model output.
+
+    on="m7" runs on the emulated Cortex-M7; `profile` then writes OUTDIR/profile.json (the counts
+    of the first sample)."""
     if on == "m7":
-        raise TfcError(M7_UNAVAILABLE)
+        from tfc.backends.cortex_m7.emulator import ModelOnM7, write_profile
+
+        model = ModelOnM7(outdir)
+        first: list[dict] = []
+
+        def execute(args: list[np.ndarray]) -> list[np.ndarray]:
+            outs = model.run_raw(args)
+            if profile and not first:
+                first.append(model.profile())
+            return outs
+
+        outputs = run_on_host(outdir, inputs, raw, execute=execute)
+        if first:
+            write_profile(outdir, first[0])
+        return outputs
     if on != "host":
-        raise TfcError(f"unknown run target '{on}'; use 'host' (or 'm7' once available)")
+        raise TfcError(f"unknown run target '{on}'; use 'host' or 'm7'")
+    if profile:
+        raise TfcError("profile=True measures the emulated Cortex-M7; pass on='m7'")
     return run_on_host(outdir, inputs, raw)
