@@ -430,6 +430,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(format_error(e), file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader of our stdout went away (`tfc opt ... | head`): that is not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def format_error(e: TfcError) -> str:
