@@ -52,6 +52,8 @@ OPS: dict[str, OpDef] = {}
 # Annotations any op may carry; passes record them and the backend reads them.
 COMMON_ATTRS = {
     "arena_offset": "ints",  # memory-plan: byte offset of each result in the arena (-1: not in it)
+    "scratch_bytes": "int",  # kernel scratch the backend's kernel for this op needs (bytes)
+    "scratch_offset": "int",  # memory-plan: where that scratch lies in the arena
 }
 
 
@@ -271,10 +273,13 @@ def _batchnorm_infer(ts, a):
 
 # -- the ops ------------------------------------------------------------------------------------
 
-register(OpDef("const", (0, 0), {"value": "dense", "storage": "str", "block": "int"},
+register(OpDef("const", (0, 0), {"value": "dense", "storage": "str", "block": "int",
+                                 "sparsity": "float", "eta": "float", "ratio": "float"},
                _const_infer, required=("value",), doc="""
 A constant tensor. `value` holds the data. `storage` ("dense" or "brle") and `block` record how
-the backend stores it in flash (set by the sparse-storage pass)."""))
+the backend stores it in flash (set by the sparse-storage pass), with the block sparsity ρ, the
+predicted compression `eta` = 1/((1-ρ)(1+1/b)) and the measured dense/stored `ratio`. Storage never
+changes what the constant is: `value` always holds the decoded weights."""))
 
 register(OpDef("conv2d", (2, 3), {**_SPATIAL, "group": "int", **_FLOAT_ACT}, _conv_infer,
                int_attrs=_INT8_REQUANT, required_int=tuple(_INT8_REQUANT), doc="""

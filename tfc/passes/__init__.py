@@ -33,8 +33,10 @@ PASSES: dict[str, str] = {
     "quantize": "tfc.passes.quantize:QuantizePass",
     "scaled-layernorm": "tfc.passes.scaled_layernorm:ScaledLayernormPass",
     "softmax-lut": "tfc.passes.softmax_lut:SoftmaxLutPass",
-    # memory
+    # storage and memory
+    "sparse-storage": "tfc.passes.sparse_storage:SparseStoragePass",
     "memory-plan": "tfc.passes.memory_plan:MemoryPlanPass",
+    "verify-memory": "tfc.passes.verify_memory:VerifyMemoryPass",
 }
 
 # Classes already imported or registered at run time (user passes need not be importable by name).

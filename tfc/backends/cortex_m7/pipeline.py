@@ -25,8 +25,11 @@ INT8_PIPELINE = (
     "layout-nhwc",
     # Cancel the transposes the layout change made meet each other.
     "canonicalize",
-    # Last: every activation gets its place in the one static arena.
+    # Pruned weights: dense or block run-length storage per tensor, whichever is smaller and faster.
+    "sparse-storage",
+    # Last: every activation gets its place in the one static arena, and the plan is proved safe.
     "memory-plan",
+    "verify-memory",
 )
 
 FLOAT32_PIPELINE = (
@@ -37,6 +40,7 @@ FLOAT32_PIPELINE = (
     "layout-nhwc",
     "canonicalize",
     "memory-plan",
+    "verify-memory",
 )
 
 PIPELINES = {"int8": INT8_PIPELINE, "float32": FLOAT32_PIPELINE}

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfc.backends.cortex_m7.lower import LoweredModel
+from tfc.backends.cortex_m7.lower import ARENA_ALIGN, LoweredModel
+from tfc.backends.cortex_m7.sparse_lowering import sparse_layer_fields
 from tfc.backends.cortex_m7.target import Target
 from tfc.errors import BudgetError
 from tfc.ir.core import Graph, Op, Value
-from tfc.passes.memory_plan import arena_buffers, live_bytes_lower_bound, storage_root
+from tfc.passes.memory_plan import lower_bound_bytes, storage_root
 
 # Code size estimate used when arm-none-eabi-gcc is not measured: startup and model glue, plus a
 # per-kernel-function and per-call cost. Rough, and labelled as such in the report.
@@ -50,17 +51,25 @@ def _layer(op: Op) -> dict:
     weights = [a for a in (_const_operand(v) for v in op.operands) if a is not None]
     main = op.operands[1] if op.name in ("conv2d", "linear") and len(op.operands) > 1 else None
     storage = block = sparsity = None
+    weight_bytes = int(sum(a.nbytes for a in weights))
+    sparse_fields: dict = {}
     if main is not None and _const_operand(main) is not None:
         const = storage_root(main).producer
         storage = "sparse" if const.attrs.get("storage") == "brle" else "dense"
         block = const.attrs.get("block")
         w = const.attrs["value"].array
         sparsity = round(float(np.count_nonzero(w == 0)) / max(1, w.size), 4)
+        sparse_fields = sparse_layer_fields(op, const)
+        if storage == "sparse":  # the flash the stream takes, and the block sparsity eta uses
+            sparsity = const.attrs.get("sparsity", sparsity)
+            weight_bytes += sparse_fields["stored_weight_bytes"] - int(w.nbytes)
     offsets = op.attrs.get("arena_offset") or [-1]
     return {"name": op.results[0].name, "op": op.name, "macs": layer_macs(op), "storage": storage,
-            "block": block, "sparsity": sparsity, "weight_bytes": int(sum(a.nbytes for a in weights)),
+            "block": block, "sparsity": sparsity, "weight_bytes": weight_bytes, **sparse_fields,
             "arena_offset": offsets[0] if offsets[0] >= 0 else None,
-            "out_bytes": int(sum(r.type.nbytes for r in op.results))}
+            "out_bytes": int(sum(r.type.nbytes for r in op.results)),
+            "scratch_offset": op.attrs.get("scratch_offset"),
+            "scratch_bytes": int(op.attrs.get("scratch_bytes", 0))}
 
 
 def _io(io) -> dict:
@@ -75,7 +84,8 @@ def build_report(graph: Graph, m: LoweredModel, target: Target, *, code_bytes: i
     code_estimate = estimate_code_bytes(m)
     flash = m.weights_bytes + (code_bytes if code_bytes is not None else code_estimate)
     sram = m.arena_bytes + io_bytes
-    lower_bound = live_bytes_lower_bound(arena_buffers(graph))
+    # Max over steps of the live bytes (in place where ops allow it, 16-byte aligned sizes).
+    lower_bound = lower_bound_bytes(graph, ARENA_ALIGN)
     return {
         "model": m.model, "target": target.name, "precision": m.precision,
         "prefix": m.prefix, "tfc_version": version,

@@ -1,0 +1,116 @@
+"""Lowering of int8 conv2d / linear whose weight const is stored brle (sparse-storage pass).
+
+`kernels.py` asks `lower_sparse(op, ctx)` first; it returns None when the weights are dense, and
+otherwise the call of the tfc_sparse.c kernel that computes on the encoded stream. The stream is
+encoded here (tfc.sparse.encode, in the kernel's walk order) and stored in weights.c as a uint8
+array; the dense weights are never emitted for such an op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfc.errors import UnsupportedOpError
+from tfc.ir.core import Op
+from tfc.passes.memory_plan import storage_root
+from tfc.passes.sparse_storage import weight_walk
+from tfc.sparse import BrleStream, encode, walk_rows
+
+MAX_KERNEL_ROWS = 16  # TFC_BRLE_MAX_KERNEL in tfc_runtime.h
+
+
+def brle_const(op: Op) -> Op | None:
+    """The weight const of `op` when the sparse-storage pass chose brle for it, else None."""
+    if op.name not in ("conv2d", "linear") or len(op.operands) < 2:
+        return None
+    root = storage_root(op.operands[1])
+    const = root.producer
+    if const is None or const.name != "const" or const.attrs.get("storage") != "brle":
+        return None
+    return const
+
+
+def stream_of(const: Op, walk: str) -> BrleStream:
+    return encode(walk_rows(const.attrs["value"].array, walk), int(const.attrs["block"]))
+
+
+def _stream_struct(ctx, op: Op, stream: BrleStream) -> str:
+    from tfc.backends.cortex_m7.kernels import c_struct
+
+    data = ctx.const_array(f"{op.operands[1].name}_brle", stream.data if stream.nbytes else
+                           np.zeros(1, np.uint8))
+    return c_struct("tfc_brle", data=data, records=stream.records, block=stream.block,
+                    blocks_per_row=stream.blocks_per_row, rows=stream.rows)
+
+
+def _patch_bytes(blocks_per_row: int, block: int) -> int:
+    return 2 * blocks_per_row * block * 2  # two int16 patches: a pair of pixels or tokens
+
+
+def sparse_scratch_bytes(op: Op) -> int | None:
+    """Scratch the sparse kernel of `op` needs (None when its weights are stored dense)."""
+    const = brle_const(op)
+    walk = weight_walk(op) if const is not None else None
+    if walk is None:
+        return None
+    if walk == "depthwise":
+        return 0
+    row_length = walk_rows(const.attrs["value"].array, walk).shape[1]
+    block = int(const.attrs["block"])
+    return _patch_bytes(-(-row_length // block), block)
+
+
+def lower_sparse(op: Op, ctx):
+    """The tfc_sparse.c call for `op`, or None when its weights are stored dense."""
+    from tfc.backends.cortex_m7.kernels import KernelCall, _bias, _channel_quant, _window
+
+    const = brle_const(op)
+    if const is None:
+        return None
+    walk = weight_walk(op)
+    if walk is None:
+        raise UnsupportedOpError(f"{op.where()}: its weights are stored brle but no sparse kernel "
+                                 "takes this op; run sparse-storage again or store them dense")
+    stream = stream_of(const, walk)
+    if walk != "depthwise" and stream.block not in (2, 4):
+        raise UnsupportedOpError(f"{op.where()}: brle block {stream.block} has no {walk} kernel; "
+                                 "use block 2 or 4")
+    w = _stream_struct(ctx, op, stream)
+    x, y, bias = ctx.buf(op.operands[0]), ctx.buf(op.result), _bias(ctx, op)
+    patch_bytes = _patch_bytes(stream.blocks_per_row, stream.block)
+    if walk == "linear":
+        out_features, in_features = op.operands[1].type.shape
+        rows = op.operands[0].type.numel // in_features
+        return [KernelCall("tfc_linear_brle_s8", (
+            x, w, bias, y, str(rows), str(in_features), _channel_quant(ctx, op, out_features),
+            ctx.scratch(patch_bytes, "int16_t")))]
+    out_c, kh, kw, _ = op.operands[1].type.shape
+    geometry = _window(op, (kh, kw), out_c, op.attr("group", 1))
+    quant = _channel_quant(ctx, op, out_c)
+    if walk == "depthwise":
+        if kh > MAX_KERNEL_ROWS or stream.block != kw:
+            raise UnsupportedOpError(f"{op.where()}: the sparse depthwise kernel takes at most "
+                                     f"{MAX_KERNEL_ROWS} kernel rows of one block each; store "
+                                     "these weights dense")
+        return [KernelCall("tfc_depthwise_brle_s8", (x, w, bias, y, geometry, quant))]
+    return [KernelCall("tfc_conv2d_brle_s8", (x, w, bias, y, geometry, quant,
+                                              ctx.scratch(patch_bytes, "int16_t")))]
+
+
+def sparse_layer_fields(op: Op, const: Op) -> dict:
+    """report.json fields of a layer whose weights the sparse-storage pass looked at.
+
+    `execution` is the kernel that runs ("sparse" on the brle stream, else "dense");
+    `stored_weight_bytes` what the weight tensor takes in flash; `eta` the predicted and
+    `ratio` the measured dense/stored compression."""
+    if "storage" not in const.attrs:
+        return {}
+    dense_bytes = int(const.attrs["value"].array.nbytes)
+    if const.attrs["storage"] != "brle":
+        return {"execution": "dense", "dense_weight_bytes": dense_bytes,
+                "stored_weight_bytes": dense_bytes, "eta": None, "ratio": None}
+    walk = weight_walk(op)
+    stored = stream_of(const, walk).nbytes if walk else dense_bytes
+    return {"execution": "sparse" if walk else "dense", "dense_weight_bytes": dense_bytes,
+            "stored_weight_bytes": stored, "eta": const.attrs.get("eta"),
+            "ratio": round(dense_bytes / max(stored, 1), 4)}
