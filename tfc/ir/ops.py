@@ -366,28 +366,36 @@ register(OpDef("split", (1, 1), {"axis": "int", "sizes": "ints"}, _split_infer,
                required=("axis", "sizes"), doc="Split into consecutive pieces of `sizes` along `axis`."))
 
 register(OpDef("layernorm", (1, 3), {"axis": "int", "epsilon": "float"}, _same,
-               int_attrs={"input_zp": "int", "eps_q": "int", "multiplier": "ints", "shift": "ints",
-                          "bias": "ints", "act_min": "int", "act_max": "int"},
-               required_int=("input_zp", "eps_q", "multiplier", "shift", "bias", "act_min", "act_max"),
-               doc="""
+               int_attrs={"eps_q": "int", "multiplier": "ints", "bias": "ints", "act_min": "int",
+                          "act_max": "int"},
+               required_int=("eps_q", "multiplier", "bias", "act_min", "act_max"), doc="""
 Layer normalization over the last axis (only axis == -1 is supported), operands x, gamma, beta.
-int8 (Scaled-LayerNorm; operand x only; gamma and beta are folded into attributes):
-  per row of C elements: xi = x - input_zp; S1 = sum xi; S2 = sum xi^2;
-  D = C*S2 - S1*S1 + eps_q (int64, eps_q = max(1, round(eps * C^2 / s_x^2)));  r = isqrt(D);
-  xn[c] = clamp_i16(rounding_divide((C*xi[c] - S1) * 128, r))      # x_norm * 2^7, INT16
-  y[c] = clamp(MBQM(xn[c], multiplier[c], shift[c]) + bias[c], act_min, act_max)
-  with multiplier/shift = quantize_multiplier(gamma[c] / (128 * s_y)) (negative for gamma < 0)
-  and bias[c] = round(beta[c] / s_y) + output_zp."""))
+int8 (Scaled-LayerNorm; operand x only; gamma and beta are folded into attributes by
+quant_math.scaled_layernorm_params). Per row of C raw codes x (C <= 4096), in exact integers:
+  T = sum x;  Q = sum x^2;  D = max(C*Q - T*T + eps_q, (C*C >> 15) + 1)   # C^2 * var (+ eps)
+  h = (bitlen(D) - 31) >> 1;  Dn = D >> 2h (D << -2h when h < 0)         # Dn in [2^30, 2^32)
+  r = isqrt(Dn);  recip = (2^32 - 1) // r                                # r in [2^15, 2^16)
+  A = rshift_round(C * recip, 9 + h)      (a left shift when 9 + h < 0)  # 2^23 * C / sqrt(D)
+  Bx = 2^15 - ((T * ((2^23 + C//2) // C) * A) >> 23)                     # -mean * A, rounding
+  xn[c] = wrap_i32(x[c] * A + Bx) >> 16          # x_norm * 2^7 rounded: INT16 by construction
+  acc[c] = ((multiplier[c] * xn[c]) >> 16) + bias[c]                     # SMLAWT: 8 fraction bits
+  y[c] = clamp(acc[c] >> 8, act_min, act_max)
+  with multiplier[c] = round(gamma[c] / s_y * 2^17) (gamma and the 1/2^7 of xn folded together)
+  and bias[c] = round((beta[c] / s_y + output_zp) * 2^8) + 2^7 (the final rounding).
+  The statistics are shift-invariant, so the input zero point never enters; `>>` floors.
+  rshift_round(v, s) = (v + 2^(s-1)) >> s. quant_math.scaled_layernorm_row holds A and Bx."""))
 
 register(OpDef("softmax", (1, 2), {"axis": "int"}, _same,
                int_attrs={"output_zp": "int", "multiplier": "int", "shift": "int"},
                required_int=("output_zp", "multiplier", "shift"), doc="""
-Softmax over the last axis (only axis == -1 is supported).
-int8: operands x, lut (i32[256] = quant_math.softmax_exp_lut(s_x)); per row:
-  m = max x; e[i] = lut[m - x[i]]; sum = sum e (int32); inv = floor(2^46 / sum) (int64);
-  t[i] = min((e[i] * inv) >> 15, INT32_MAX)                      # probability * 2^31
-  y[i] = clamp(MBQM(t[i], multiplier, shift) + output_zp, -128, 127)
-  with multiplier/shift = quantize_multiplier(2^-31 / s_y)."""))
+Softmax over the last axis (only axis == -1 is supported), any row length up to 32767.
+int8: operands x, lut (i32[256] = quant_math.softmax_exp_lut(s_x):
+  lut[j] = round(2^16 * exp(-(255 - j) * s_x)), so lut[255 - m + x] = 2^16 * exp(-(m - x) s_x)).
+  Per row: m = max x; e[i] = lut[255 - m + x[i]]; sum = sum e (>= 2^16, int32);
+  recip = (multiplier << (shift + 1)) // sum         # one division per row: 2^32 / (sum * s_y)
+  y[i] = clamp(((e[i] * recip + 2^31) >> 32) + output_zp, -128, 127)     # one UMLAL per element
+  with (multiplier, shift) = quantize_multiplier(1 / s_y) (quant_math.softmax_params), which
+  requires 1 <= 1 / s_y < 2^15."""))
 
 register(OpDef("quantize", (1, 1), {}, _convert_infer("i8"), doc="""
 f32 -> i8 with the result type's per-tensor quantization (ONNX QuantizeLinear, round half to even).

@@ -87,7 +87,7 @@ def render_sources(m: LoweredModel, target: Target, version: str, source: str) -
                arena_alloc=max(m.arena_bytes, 16),
                symbols=sorted(set(kernels.runtime_symbols())),
                sources=["model.c", "weights.c"] + runtime_c,
-               headers=["model.h", NAMESPACE_HEADER] + runtime_h)
+               headers=["model.h", "model_guard.h", NAMESPACE_HEADER] + runtime_h)
     env = environment()
     files = {
         "model.h": env.get_template("model.h.j2").render(ctx),
@@ -95,6 +95,8 @@ def render_sources(m: LoweredModel, target: Target, version: str, source: str) -
         "weights.c": env.get_template("weights.c.j2").render(ctx),
         NAMESPACE_HEADER: env.get_template("tfc_namespace.h.j2").render(ctx),
         "harness.c": env.get_template("harness.c.j2").render(ctx),
+        "model_guard.h": env.get_template("model_guard.h.j2").render(ctx),
+        "memory.svg": m.memory_svg,
         "Makefile": env.get_template("Makefile.j2").render(ctx),
     }
     files.update(runtime)

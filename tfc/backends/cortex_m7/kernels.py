@@ -23,6 +23,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from tfc.backends.cortex_m7.dense_lowering import dense_scratch_bytes, lower_dense
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Op, Value
 from tfc.ir.types import Quant
@@ -56,6 +57,11 @@ Lowering = Callable[[Op, LoweringContext], list[KernelCall]]
 
 def lower_op(op: Op, ctx: LoweringContext) -> list[KernelCall]:
     """The kernel calls that compute `op`; UnsupportedOpError when no kernel does."""
+    from tfc.backends.cortex_m7.sparse_lowering import lower_sparse
+
+    sparse = lower_sparse(op, ctx)  # weights stored brle by sparse-storage: compute on the stream
+    if sparse is not None:
+        return sparse
     rule = LOWERINGS.get(op.name)
     if rule is None:
         raise UnsupportedOpError(f"{op.where()} has no Cortex-M7 kernel; ops with kernels: "
@@ -68,6 +74,24 @@ def is_view(op: Op) -> bool:
     from tfc.passes.memory_plan import is_view as planned_view
 
     return planned_view(op)
+
+
+# Kernel scratch (bytes) per op kind: memory-plan places it in the arena, shared between layers,
+# and `ctx.scratch(n)` hands it out. A kernel that needs scratch declares its size here.
+SCRATCH_RULES: dict[str, Callable[[Op], int]] = {
+    "conv2d": dense_scratch_bytes, "linear": dense_scratch_bytes,  # dense_lowering.py's kernels
+}
+
+
+def scratch_bytes(op: Op) -> int:
+    """The scratch bytes the kernel for `op` needs (the memory-plan pass's `scratch_fn`)."""
+    from tfc.backends.cortex_m7.sparse_lowering import sparse_scratch_bytes
+
+    sparse = sparse_scratch_bytes(op)  # None unless the weights are stored brle
+    if sparse is not None:
+        return sparse
+    rule = SCRATCH_RULES.get(op.name)
+    return int(rule(op)) if rule is not None else 0
 
 
 def runtime_symbols() -> list[str]:
@@ -237,6 +261,9 @@ def _conv2d(op: Op, ctx) -> list[KernelCall]:
     _require_nhwc(op)
     out_c, kh, kw, _ = op.operands[1].type.shape
     geometry = _window(op, (kh, kw), out_c, op.attr("group", 1))
+    fast = lower_dense(op, ctx) if kind == "i8" else None  # tfc_gemm_s8.c where shapes allow
+    if fast is not None:
+        return fast
     args = (ctx.buf(op.operands[0]), ctx.buf(op.operands[1]), _bias(ctx, op), ctx.buf(op.result),
             geometry)
     if kind == "i8":
@@ -248,6 +275,9 @@ def _linear(op: Op, ctx) -> list[KernelCall]:
     kind = _kind(op)
     out_features, in_features = op.operands[1].type.shape
     rows = op.operands[0].type.numel // in_features
+    fast = lower_dense(op, ctx) if kind == "i8" else None
+    if fast is not None:
+        return fast
     args = (ctx.buf(op.operands[0]), ctx.buf(op.operands[1]), _bias(ctx, op), ctx.buf(op.result),
             str(rows), str(in_features), str(out_features))
     if kind == "i8":
@@ -399,13 +429,17 @@ def _layernorm(op: Op, ctx) -> list[KernelCall]:
                                                  c_float(op.attr("epsilon", 1e-5))))]
     if len(op.operands) != 1:
         raise UnsupportedOpError(f"{op.where()}: the integer layernorm takes x only; gamma and "
-                                 f"beta fold into multiplier/shift/bias (run scaled-layernorm)")
+                                 f"beta fold into multiplier/bias (run scaled-layernorm)")
     lo, hi = _act_range(op)
-    quant = c_struct("tfc_layernorm_quant", input_zp=op.attrs["input_zp"],
-                     eps_q=f"(int64_t){int(op.attrs['eps_q'])}",
-                     multiplier=_per_channel(ctx, op, "multiplier", cols),
-                     shift=_per_channel(ctx, op, "shift", cols),
-                     bias=_per_channel(ctx, op, "bias", cols), act_min=lo, act_max=hi)
+    # multiplier and bias interleaved per column, so the kernel fetches both with one LDRD.
+    pairs = np.stack([np.asarray(op.attrs["multiplier"], np.int64),
+                      np.asarray(op.attrs["bias"], np.int64)], axis=-1)
+    if pairs.shape != (cols, 2):
+        raise UnsupportedOpError(f"{op.where()}: multiplier and bias need {cols} entries each, "
+                                 f"one per channel")
+    gamma_bias = ctx.const_array(f"{op.result.name}_gamma_bias", pairs.reshape(-1).astype(np.int32))
+    quant = c_struct("tfc_layernorm_quant", eps_q=int(op.attrs["eps_q"]), gamma_bias=gamma_bias,
+                     act_min=lo, act_max=hi)
     return [KernelCall("tfc_layernorm_s8", (x, y, str(rows), str(cols), quant))]
 
 

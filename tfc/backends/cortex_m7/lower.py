@@ -15,6 +15,8 @@ import numpy as np
 from tfc.errors import TfcError
 from tfc.ir.core import Graph, Op, Value, sanitize_name
 from tfc.ir.types import dtype_of_numpy
+from tfc.backends.cortex_m7.arena_guard import NO_GUARD, ArenaGuards, StepGuard, guard_tables
+from tfc.backends.cortex_m7.memory_svg import memory_svg
 from tfc.passes.memory_plan import EXTERNAL, align_up, arena_size, is_view, planned_offsets, storage_root
 
 ARENA_ALIGN = 16
@@ -58,6 +60,7 @@ class Step:
     op: str
     comment: str
     statements: list[str]
+    guard: StepGuard = NO_GUARD  # guarded-arena mode: regions it may touch / must keep
 
 
 @dataclass
@@ -73,6 +76,12 @@ class LoweredModel:
     planned_arena_bytes: int  # the memory-plan part alone
     scratch_bytes: int
     kernel_functions: list[str] = field(default_factory=list)  # distinct runtime calls, sorted
+    memory_svg: str = ""  # the plan as a picture (memory.svg)
+
+    @property
+    def guard_tables(self):
+        """(regions, per-step (touch_begin, touch_end, keep_end)) for model_guard.h."""
+        return guard_tables([s.guard for s in self.steps])
 
     @property
     def in_ctype(self) -> str:
@@ -102,6 +111,7 @@ class EmitContext:
         self.offsets = planned_offsets(graph)
         self.planned_bytes = align_up(arena_size(graph), ARENA_ALIGN)
         self.scratch_bytes = 0
+        self.current_op: Op | None = None  # the op being lowered (its planned scratch)
         self.weights: list[WeightArray] = []
         self._symbols: set[str] = set()
         self._by_content: dict[tuple, str] = {}
@@ -143,8 +153,13 @@ class EmitContext:
     def scratch(self, nbytes: int, ctype: str = "int8_t") -> str:
         """A pointer to `nbytes` of scratch memory valid during the current kernel call only.
 
-        Scratch sits after the planned activations, so it never overlaps a live value.
+        The memory plan places scratch the op declared (`scratch_bytes`, from
+        `kernels.scratch_bytes`) among the activations; undeclared scratch sits after the planned
+        activations, so it never overlaps a live value either.
         """
+        op = self.current_op
+        if op is not None and "scratch_offset" in op.attrs and int(nbytes) <= op.attrs["scratch_bytes"]:
+            return f"(({ctype} *)(arena + {op.attrs['scratch_offset']}))"
         self.scratch_bytes = max(self.scratch_bytes, align_up(int(nbytes), ARENA_ALIGN))
         return f"(({ctype} *)(arena + {self.planned_bytes}))"
 
@@ -186,6 +201,7 @@ def lower_graph(graph: Graph, prefix: str, precision: str, model: str) -> Lowere
 
     ctx = EmitContext(graph, prefix)
     steps: list[Step] = []
+    step_ops: list[Op] = []
     functions: set[str] = set()
     for op in graph.ops:
         if op.name == "const":
@@ -199,12 +215,19 @@ def lower_graph(graph: Graph, prefix: str, precision: str, model: str) -> Lowere
                 raise TfcError(f"{op.where()} has no arena_offset; run the memory-plan pass last "
                                "in the pipeline")
             statements = []
+            ctx.current_op = op
             for call in kernels.lower_op(op, ctx):
                 functions.add(call.fn)
                 statements.append(f"{call.fn}({', '.join(call.args)});")
         comment = _comment(op) + (" (a view: no code)" if op.name == "reshape" and is_view(op) else "")
         steps.append(Step(op.results[0].name, op.name, comment, statements))
-    steps.extend(_output_copies(graph, ctx))
+        step_ops.append(op)
+    guards = ArenaGuards(graph)
+    for step, op in zip(steps, step_ops):
+        step.guard = guards.for_op(op)
+    for step in _output_copies(graph, ctx):
+        step.guard = guards.for_copy(graph.value(step.layer))
+        steps.append(step)
     return LoweredModel(
         prefix=prefix, model=model, precision=precision,
         inputs=[_tensor_io(v, i) for i, v in enumerate(graph.inputs)],
@@ -212,7 +235,8 @@ def lower_graph(graph: Graph, prefix: str, precision: str, model: str) -> Lowere
         steps=steps, weights=ctx.weights,
         arena_bytes=ctx.planned_bytes + ctx.scratch_bytes,
         planned_arena_bytes=ctx.planned_bytes, scratch_bytes=ctx.scratch_bytes,
-        kernel_functions=sorted(functions))
+        kernel_functions=sorted(functions),
+        memory_svg=memory_svg(graph, ctx.planned_bytes + ctx.scratch_bytes))
 
 
 def _output_copies(graph: Graph, ctx: EmitContext) -> list[Step]:
