@@ -7,7 +7,8 @@ import numpy as np
 
 from kernel_harness import (Case, f32_type, i8_type, one_op_graph, random_f32, random_i8,
                             requant_pair)
-from tfc.ir.quant_math import softmax_exp_lut
+from tfc.ir.quant_math import (scaled_layernorm_eps_q, scaled_layernorm_params,
+                               softmax_exp_lut, softmax_params)
 
 SHAPES = [(1, 8), (3, 16), (2, 5, 24), (2, 2, 3, 7), (4, 1)]
 
@@ -17,10 +18,9 @@ def _scaled_layernorm_attrs(rng, cols: int, s_x: float, zp_x: int) -> dict:
     s_y, zp_y, eps = float(rng.uniform(0.01, 0.05)), int(rng.integers(-10, 10)), 1e-5
     gamma = rng.uniform(-1.5, 1.5, size=cols)
     beta = rng.uniform(-0.5, 0.5, size=cols)
-    pairs = [requant_pair(g / (128 * s_y)) for g in gamma]
-    return dict(input_zp=zp_x, eps_q=max(1, round(eps * cols * cols / (s_x * s_x))),
-                multiplier=[m for m, _ in pairs], shift=[s for _, s in pairs],
-                bias=[int(round(b / s_y)) + zp_y for b in beta], act_min=-128, act_max=127)
+    multiplier, bias = scaled_layernorm_params(gamma, beta, s_y, zp_y)
+    return dict(eps_q=scaled_layernorm_eps_q(eps, cols, s_x), multiplier=multiplier, bias=bias,
+                act_min=-128, act_max=127)
 
 
 def test_layernorm_int8(kernels_host):
@@ -64,7 +64,7 @@ def test_softmax_int8(kernels_host):
         s_y, zp_y = 1.0 / 256.0, -128
         if i == 2:
             s_y, zp_y = 1.0 / 255.0, -100
-        m, s = requant_pair(2.0 ** -31 / s_y)
+        m, s = softmax_params(s_y)
         lut = softmax_exp_lut(s_x)
         x = random_i8(rng, shape)
         if i == 0:

@@ -90,8 +90,9 @@ def test_isqrt64_is_exact_floor():
 def test_softmax_exp_lut_entries():
     lut = softmax_exp_lut(0.1)
     assert lut.shape == (256,) and lut.dtype == np.int32
-    assert lut[0] == 65536 and lut[10] == 24109 and lut[255] == 0  # 65536 * e^-25.5 ~ 6e-7
-    assert softmax_exp_lut(0.01)[255] == 5117  # 65536 * e^-2.55 = 5117.2
+    # Stored reversed: entry j is 2^16 * exp(-(255 - j) * s), read as lut[255 - max + x].
+    assert lut[255] == 65536 and lut[245] == 24109 and lut[0] == 0  # 65536 * e^-25.5 ~ 6e-7
+    assert softmax_exp_lut(0.01)[0] == 5117  # 65536 * e^-2.55 = 5117.2
 
 
 # -- helpers: quantize like a calibrator would --------------------------------------------------
@@ -356,28 +357,31 @@ def test_ops_without_integer_form_say_so():
 
 def scaled_layernorm_attrs(in_q: Quant, out_q: Quant, gamma, beta, eps):
     """The attributes the scaled-layernorm pass derives, written out from the ops.py docstring."""
-    channels = len(gamma)
-    pairs = [quantize_multiplier(float(g) / (128 * out_q.s)) for g in gamma]
-    return dict(input_zp=in_q.zp, eps_q=max(1, int(round(eps * channels**2 / in_q.s**2))),
-                multiplier=[m for m, _ in pairs], shift=[s for _, s in pairs],
-                bias=[int(round(float(b) / out_q.s)) + out_q.zp for b in beta],
-                act_min=-128, act_max=127)
+    from tfc.ir.quant_math import scaled_layernorm_eps_q, scaled_layernorm_params
+
+    multiplier, bias = scaled_layernorm_params(gamma, beta, out_q.s, out_q.zp)
+    return dict(eps_q=scaled_layernorm_eps_q(eps, len(gamma), in_q.s), multiplier=multiplier,
+                bias=bias, act_min=-128, act_max=127)
 
 
 def test_layernorm_int8_hand_cases():
+    from tfc.ir.quant_math import scaled_layernorm_params
+
     q = Quant.per_tensor(1.0, 0)
-    quarter = quantize_multiplier(0.25)
-    # C = 2, x - zp = [-1, 1]: D = 2*2 - 0 + 1 = 5, r = 2, xn = [-128, 128], y = xn / 4 + bias
-    got = run_int("layernorm", [(np.array([[9, 11]], np.int8), q, False)], q, input_zp=10, eps_q=1,
-                  multiplier=[quarter[0]] * 2, shift=[quarter[1]] * 2, bias=[0, 5],
-                  act_min=-128, act_max=127)
-    np.testing.assert_array_equal(got, [[-32, 37]])
-    # C = 3, x - zp = [0, 1, 5]: S1 = 6, S2 = 26, D = 78 - 36 + 2 = 44, r = 6,
-    # xn = (3 xi - 6) * 128 / 6 = [-128, -64, 192]; y = xn / 4, clamped to act_max = 40
-    got = run_int("layernorm", [(np.array([[-3, -2, 2]], np.int8), q, False)], q, input_zp=-3,
-                  eps_q=2, multiplier=[quarter[0]] * 3, shift=[quarter[1]] * 3, bias=[0, 0, 0],
-                  act_min=-128, act_max=40)
-    np.testing.assert_array_equal(got, [[-32, -16, 40]])
+    # gamma = 32, s_y = 1: y = 32 * (C*x - T) / sqrt(D) + beta, with D = C*Q - T^2 + eps_q.
+    mult, bias = scaled_layernorm_params([32.0, 32.0], [0.0, 5.0], 1.0, 0)
+    # C = 2, x = [9, 11]: D = 2*202 - 400 + 1 = 5; x_norm * 2^7 = 128 * [-2, 2] / sqrt(5) rounds
+    # to the INT16 [-114, 114] (the paper's INT16 x_norm); y = 32 * xn / 128 + [0, 5] = [-28.5, 33.5]
+    # (ties round up)
+    got = run_int("layernorm", [(np.array([[9, 11]], np.int8), q, False)], q, eps_q=1,
+                  multiplier=mult, bias=bias, act_min=-128, act_max=127)
+    np.testing.assert_array_equal(got, [[-28, 34]])
+    # C = 3, x = [-3, -2, 2]: T = -3, Q = 17, D = 51 - 9 + 2 = 44;
+    # y = 32 * (3x + 3) / sqrt(44) = [-28.9, -14.5, 43.4], clamped to act_max = 40
+    mult, bias = scaled_layernorm_params([32.0] * 3, [0.0] * 3, 1.0, 0)
+    got = run_int("layernorm", [(np.array([[-3, -2, 2]], np.int8), q, False)], q, eps_q=2,
+                  multiplier=mult, bias=bias, act_min=-128, act_max=40)
+    np.testing.assert_array_equal(got, [[-29, -14, 40]])
 
 
 @pytest.mark.parametrize("channels", [16, 64, 96])
@@ -398,7 +402,10 @@ def test_layernorm_int8_within_1_lsb_of_float(channels, rng):
 
 
 def softmax_attrs(out_q: Quant):
-    return dict(output_zp=out_q.zp, **requant_attrs(2.0**-31 / out_q.s))
+    from tfc.ir.quant_math import softmax_params
+
+    multiplier, shift = softmax_params(out_q.s)
+    return dict(output_zp=out_q.zp, multiplier=multiplier, shift=shift)
 
 
 def test_softmax_int8_hand_cases():

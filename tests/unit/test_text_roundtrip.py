@@ -95,9 +95,9 @@ graph @int8_ops(%x: tensor<1x4x4x2xi8, q<0.5:-3>>, %t: tensor<1x8x4xi8, q<0.1:0>
   %fw = const {value = dense<[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]>} : tensor<3x4xi8, q<axis=0, [0.5, 0.25, 0.125]:[0, 0, 0]>>
   %fb = const {value = dense<[100, -100, 7]>} : tensor<3xi32>
   %fc = linear(%rs, %fw, %fb) {R, input_zp = -1, multiplier = [1073741824, 1073741824, 1073741824], output_zp = 1, shift = [0, -1, -2]} : tensor<1x3xi8, q<0.2:1>>
-  %ln = layernorm(%t) {R, axis = -1, bias = [1, 2, 3, 4], eps_q = 1, input_zp = 0, multiplier = [1073741824, -1073741824, 1073741824, 1073741824], shift = [-6, -6, -6, -6]} : tensor<1x8x4xi8, q<0.05:0>>
+  %ln = layernorm(%t) {R, axis = -1, bias = [128, 384, 640, 896], eps_q = 1, multiplier = [2621440, -2621440, 2621440, 2621440]} : tensor<1x8x4xi8, q<0.05:0>>
   %lut = const {value = dense_resource<lut>} : tensor<256xi32>
-  %sm = softmax(%ln, %lut) {axis = -1, multiplier = 1073741824, output_zp = -128, shift = -23} : tensor<1x8x4xi8, q<0.00390625:-128>>
+  %sm = softmax(%ln, %lut) {axis = -1, multiplier = 1073741824, output_zp = -128, shift = 9} : tensor<1x8x4xi8, q<0.00390625:-128>>
   %tr = transpose(%sm) {perm = [0, 2, 1]} : tensor<1x4x8xi8, q<0.00390625:-128>>
   %mm = matmul(%sm, %tr) {a_zp = -128, R, b_zp = -128, multiplier = 1073741824, output_zp = 0, shift = -5} : tensor<1x8x8xi8, q<0.02:0>>
   %rm = reduce_mean(%mm) {R, axes = [2], input_zp = 0, keepdims = true, multiplier = 1073741824, output_zp = 0, shift = 1} : tensor<1x8x1xi8, q<0.02:0>>

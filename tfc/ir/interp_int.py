@@ -12,13 +12,12 @@ import numpy as np
 from tfc.errors import UnsupportedOpError
 from tfc.ir.interp_spatial import (conv_accumulate, from_nchw, out_hw, spatial_params, to_nchw,
                                    weights_to_oihw, window_counts, windows)
-from tfc.ir.quant_math import (INT32_MAX, MEAN_EXTRA_BITS, SOFTMAX_INV_BITS, clamp, isqrt64,
-                               multiply_by_quantized_multiplier as mbqm, rounding_divide)
+from tfc.ir.quant_math import (LAYERNORM_ACC_BITS, LAYERNORM_MAX_CHANNELS, MEAN_EXTRA_BITS,
+                               SOFTMAX_MAX_ROW, clamp, multiply_by_quantized_multiplier as mbqm,
+                               rounding_divide, scaled_layernorm_row, smlawt,
+                               softmax_row_reciprocal, wrap_int32)
 
 I64 = np.int64
-INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
-XNORM_SCALE = 128  # Scaled-LayerNorm keeps x_norm * 2^7 in int16
-SOFTMAX_PROB_SHIFT = 15  # (e * 2^46 / sum) >> 15 is the probability * 2^31
 
 
 def act_range(op) -> tuple[int, int]:
@@ -129,39 +128,43 @@ def _last_axis_only(op):
 
 
 def _layernorm(op, xs):
-    """Scaled-LayerNorm: integer statistics, x_norm * 2^7 in int16, per-channel requantization.
-
-    xn = (C*xi - S1) / sqrt(C*S2 - S1^2 + eps_q) is (x - mean) / sqrt(var + eps) exactly, since
-    both numerator and root carry the same factor C.
-    """
+    """Scaled-LayerNorm: integer statistics, one reciprocal square root per row, x_norm * 2^7 in
+    int16, then gamma and beta as one SMLAWT per element (see ops.py `layernorm`)."""
     _last_axis_only(op)
     if len(xs) != 1:
         raise UnsupportedOpError(f"{op.where()}: the integer layernorm takes x only; gamma and "
-                                 f"beta fold into multiplier/shift/bias (run scaled-layernorm)")
+                                 f"beta fold into multiplier/bias (run scaled-layernorm)")
     a = op.attrs
-    xi = xs[0].astype(I64) - a["input_zp"]
-    channels = xi.shape[-1]
-    s1 = xi.sum(axis=-1, keepdims=True)
-    s2 = (xi * xi).sum(axis=-1, keepdims=True)
-    root = isqrt64(channels * s2 - s1 * s1 + a["eps_q"])
-    xn = clamp(rounding_divide((channels * xi - s1) * XNORM_SCALE, root), INT16_MIN, INT16_MAX)
-    bias = np.asarray(a["bias"], I64)  # round(beta / s_y) + output_zp, per channel
-    return [_requantize_out(op, xn, a["multiplier"], a["shift"], bias)]
+    x = xs[0].astype(I64)
+    channels = x.shape[-1]
+    if channels > LAYERNORM_MAX_CHANNELS:
+        raise UnsupportedOpError(f"{op.where()}: rows of {channels} channels; the integer "
+                                 f"layernorm handles at most {LAYERNORM_MAX_CHANNELS}")
+    rows = x.reshape(-1, channels)
+    params = [scaled_layernorm_row(int(r.sum()), int((r * r).sum()), channels, a["eps_q"])
+              for r in rows]
+    scale = np.array([p[0] for p in params], dtype=I64).reshape(-1, 1)
+    offset = np.array([p[1] for p in params], dtype=I64).reshape(-1, 1)
+    xn_raw = wrap_int32(rows * scale + offset)  # x_norm * 2^23; its top half is x_norm * 2^7
+    acc = smlawt(np.asarray(a["multiplier"], I64), xn_raw, np.asarray(a["bias"], I64))
+    lo, hi = act_range(op)
+    return [clamp(acc >> LAYERNORM_ACC_BITS, lo, hi).reshape(x.shape)]
 
 
 def _softmax(op, xs):
-    """Table-driven softmax: e = lut[max - x], probabilities as p * 2^31, then requantized."""
+    """Table-driven softmax: e = lut[255 - max + x], one reciprocal per row, one multiply each."""
     _last_axis_only(op)
     if len(xs) != 2:
         raise UnsupportedOpError(f"{op.where()}: the integer softmax needs its exp table as the "
                                  f"second operand (run softmax-lut)")
     a = op.attrs
     x, lut = xs[0].astype(I64), xs[1].astype(I64)
-    e = lut[x.max(axis=-1, keepdims=True) - x]
-    total = e.sum(axis=-1, keepdims=True)
-    inv = (I64(1) << SOFTMAX_INV_BITS) // total
-    prob = np.minimum((e * inv) >> SOFTMAX_PROB_SHIFT, INT32_MAX)
-    y = mbqm(prob, a["multiplier"], a["shift"]) + a["output_zp"]
+    if x.shape[-1] > SOFTMAX_MAX_ROW:
+        raise UnsupportedOpError(f"{op.where()}: rows of {x.shape[-1]} elements; the integer "
+                                 f"softmax handles at most {SOFTMAX_MAX_ROW}")
+    e = lut[255 - x.max(axis=-1, keepdims=True) + x]
+    recip = softmax_row_reciprocal(e.sum(axis=-1, keepdims=True), a["multiplier"], a["shift"])
+    y = ((e * recip + (1 << 31)) >> 32) + a["output_zp"]
     return [clamp(y, -128, 127)]
 
 

@@ -119,10 +119,75 @@ def _wrap_int32(x):
 MEAN_EXTRA_BITS = 8
 
 SOFTMAX_LUT_BITS = 16
-SOFTMAX_INV_BITS = 46
+SOFTMAX_MAX_ROW = (1 << 15) - 1  # the row's sum of table entries stays below 2^31
 
 
 def softmax_exp_lut(input_scale: float) -> np.ndarray:
-    """The 256-entry table lut[k] = round(2^16 * exp(-k * s_in)), k = x_max - x_i."""
-    k = np.arange(256, dtype=np.float64)
+    """lut[j] = round(2^16 * exp(-(255 - j) * s_in)): entry 255 - (x_max - x_i) of the row.
+
+    Stored reversed so that the kernel reads `base[x_i]` with `base = lut + 255 - x_max`: one
+    load with a register offset per element, no subtraction."""
+    k = 255 - np.arange(256, dtype=np.float64)
     return np.round(np.exp(-k * float(input_scale)) * (1 << SOFTMAX_LUT_BITS)).astype(np.int32)
+
+
+def softmax_params(output_scale: float) -> tuple[int, int]:
+    """(multiplier, shift) of 1 / s_y, the softmax's per-row reciprocal numerator."""
+    inverse = 1.0 / float(output_scale)
+    if not 1.0 <= inverse < float(1 << 15):
+        raise ValueError(f"softmax output scale {output_scale} is outside [2^-15, 1]; "
+                         "quantize probabilities with a scale in that range (e.g. 1/256)")
+    return quantize_multiplier(inverse)
+
+
+def softmax_row_reciprocal(row_sum, multiplier: int, shift: int):
+    """recip = floor(2^32 / (sum * s_y)), with 1 / s_y = multiplier * 2^(shift - 31)."""
+    return (np.int64(multiplier) << np.int64(shift + 1)) // np.asarray(row_sum, dtype=np.int64)
+
+
+# -- Scaled-LayerNorm (ops.py `layernorm`) ---------------------------------------------------------
+LAYERNORM_MAX_CHANNELS = 4096  # keeps x_norm * 2^23 and C * recip inside int32
+LAYERNORM_GAMMA_BITS = 17  # multiplier = gamma / s_y * 2^17 (x_norm is carried as x_norm * 2^7)
+LAYERNORM_ACC_BITS = 8  # the accumulator keeps 8 fraction bits of the output code
+
+
+def scaled_layernorm_params(gamma, beta, output_scale: float, output_zp: int):
+    """Per-channel (multiplier, bias) lists of the integer layernorm, from float gamma and beta."""
+    gamma = np.asarray(gamma, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    mult = np.round(gamma / output_scale * (1 << LAYERNORM_GAMMA_BITS))
+    bias = (np.round((beta / output_scale + output_zp) * (1 << LAYERNORM_ACC_BITS))
+            + (1 << (LAYERNORM_ACC_BITS - 1)))
+    if np.any(np.abs(mult) > INT32_MAX) or np.any(np.abs(bias) > INT32_MAX):
+        raise ValueError(f"gamma / s_y reaches {np.abs(gamma).max() / output_scale:.4g}; the integer "
+                         "layernorm needs |gamma| / s_y < 2^14: use a coarser output scale")
+    return [int(v) for v in mult], [int(v) for v in bias]
+
+
+def scaled_layernorm_eps_q(epsilon: float, channels: int, input_scale: float) -> int:
+    """epsilon in the units of D = C^2 * var (codes^2)."""
+    return min(INT32_MAX, max(1, int(round(epsilon * channels * channels / (input_scale * input_scale)))))
+
+
+def scaled_layernorm_row(total: int, sum_sq: int, channels: int, eps_q: int) -> tuple[int, int]:
+    """(A, Bx) of one row: x_norm * 2^23 = x * A + Bx (see ops.py `layernorm`)."""
+    c = int(channels)
+    d = max(c * int(sum_sq) - int(total) * int(total) + int(eps_q), ((c * c) >> 15) + 1)
+    h = (d.bit_length() - 31) >> 1
+    normed = d >> (2 * h) if h >= 0 else d << (-2 * h)
+    recip = 0xFFFFFFFF // math.isqrt(normed)
+    sh = 9 + h
+    a = (c * recip + (1 << (sh - 1))) >> sh if sh > 0 else (c * recip) << -sh
+    mean = int(total) * (((1 << 23) + c // 2) // c)
+    return a, (1 << 15) - ((mean * a) >> 23)
+
+
+def smlawt(a, b, acc):
+    """ARM SMLAWT: ((a * top_half(b)) >> 16) + acc, a and acc int32, b int32 (arrays broadcast)."""
+    top = np.asarray(b, dtype=np.int64) >> 16
+    return ((np.asarray(a, dtype=np.int64) * top) >> 16) + np.asarray(acc, dtype=np.int64)
+
+
+def wrap_int32(x):
+    """x modulo 2^32 as a signed int32 (what 32-bit two's complement arithmetic gives)."""
+    return _wrap_int32(x)

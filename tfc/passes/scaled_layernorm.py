@@ -2,9 +2,11 @@
 
 TinyFormer (paper III-C.3): normalising in integers and rounding x_norm straight to an integer
 loses most of its precision (it spans only about [-2, 10]). The integer kernel keeps x_norm * 2^7
-in int16 and the 1/2^7 is folded into the requantization scale, so gamma / (128 * s_y) becomes a
-per-channel multiplier/shift pair and beta a per-channel bias in output codes. See the
-`layernorm` docstring in tfc/ir/ops.py for the exact arithmetic; it uses no float at run time.
+in int16 and the 1/2^7 is folded, with gamma / s_y, into one per-channel multiplier; beta becomes a
+per-channel bias with 8 fraction bits of the output code. Per row it takes one integer square
+root and one division (a reciprocal); per element one multiply-add for x_norm and one SMLAWT for
+gamma and beta. See the `layernorm` docstring in tfc/ir/ops.py and docs/transformer.md; it uses no
+float at run time.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import ClassVar
 
 import numpy as np
 
+from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Builder, Graph, Op
+from tfc.ir.quant_math import (LAYERNORM_MAX_CHANNELS, scaled_layernorm_eps_q,
+                               scaled_layernorm_params)
 from tfc.passes import register_pass
-from tfc.passes.quant_rules import (INT8_MAX, INT8_MIN, LastAxisIsland, per_channel_multipliers,
-                                    real_const, replace_island, rewrite_islands)
+from tfc.passes.quant_rules import (INT8_MAX, INT8_MIN, LastAxisIsland, real_const, replace_island,
+                                    rewrite_islands)
 from tfc.pipeline import Pass
-
-NORM_SCALE = 128  # x_norm is kept as x_norm * 2^(8-1)
 
 
 @register_pass
@@ -43,14 +46,16 @@ def _rewrite(graph: Graph, island: LastAxisIsland) -> str | None:
     if gamma is None or beta is None:
         return "gamma or beta is not a constant"
 
-    s_x = x.type.quant.s
+    if channels > LAYERNORM_MAX_CHANNELS:
+        return f"rows of {channels} channels (the integer kernel takes <= {LAYERNORM_MAX_CHANNELS})"
     eps = float(op.attr("epsilon", 1e-5))
-    eps_q = max(1, int(round(eps * channels * channels / (s_x * s_x))))
-    multiplier, shift = per_channel_multipliers(gamma.astype(np.float64) / (NORM_SCALE * out.s))
-    bias = [int(round(float(b) / out.s)) + out.zp for b in beta]
-    attrs = {"axis": -1, "epsilon": eps, "input_zp": x.type.quant.zp, "eps_q": eps_q,
-             "multiplier": multiplier, "shift": shift, "bias": bias,
-             "act_min": INT8_MIN, "act_max": INT8_MAX}
+    try:
+        multiplier, bias = scaled_layernorm_params(gamma, beta, out.s, out.zp)
+    except ValueError as e:
+        raise UnsupportedOpError(f"{op.where()}: {e}") from None
+    attrs = {"axis": -1, "epsilon": eps,
+             "eps_q": scaled_layernorm_eps_q(eps, channels, x.type.quant.s),
+             "multiplier": multiplier, "bias": bias, "act_min": INT8_MIN, "act_max": INT8_MAX}
     new = Builder(graph, insert_before=op, loc=op.loc).op(
         "layernorm", [x], name_hint=op.result.name, result_type=x.type.with_quant(out), **attrs)
     replace_island(graph, island, new)

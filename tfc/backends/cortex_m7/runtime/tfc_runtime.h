@@ -85,9 +85,8 @@ typedef struct {
 
 /* Scaled-LayerNorm parameters (see ops.py: layernorm). */
 typedef struct {
-    int32_t input_zp;
-    int64_t eps_q;
-    const int32_t *multiplier, *shift, *bias; /* one per column; bias includes output_zp */
+    int32_t eps_q;
+    const int32_t *gamma_bias; /* per column c: [2c] = multiplier, [2c + 1] = bias (one LDRD) */
     int32_t act_min, act_max;
 } tfc_layernorm_quant;
 
@@ -108,6 +107,46 @@ void tfc_linear_f32(const float *x, const float *w, const float *bias, float *y,
 void tfc_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul_shape *s,
                    const tfc_binary_quant *q);
 void tfc_matmul_f32(const float *a, const float *b, float *y, const tfc_matmul_shape *s);
+
+/* ---- fast dense int8 kernels: tfc_gemm_s8.c (layouts and scratch chosen by kernels.py) ------ */
+
+/* Weights packed by channel pairs (kernels.pack_gemm_weights); `panel` is word-aligned scratch
+ * of 4 * round_up(K, 4) bytes, K = in_features or kh * kw * in_c. */
+void tfc_linear_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t *bias, int8_t *y,
+                          int32_t rows, int32_t in_features, int32_t out_features,
+                          const tfc_channel_quant *q, uint32_t *panel);
+/* groups == 1; any stride, padding and dilation. */
+void tfc_conv2d_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t *bias, int8_t *y,
+                          const tfc_window *g, const tfc_channel_quant *q, uint32_t *panel);
+/* groups == in_c == out_c, weights [kh, kw, C], bias with the input zero point folded in;
+ * `zp_row` is scratch of in_c bytes. */
+void tfc_depthwise_s8_hwc(const int8_t *x, const int8_t *w_hwc, const int32_t *folded_bias,
+                          int8_t *y, const tfc_window *g, const tfc_channel_quant *q,
+                          int8_t *zp_row);
+
+/* ---- sparse (block run-length) weights: tfc_sparse.c ---------------------------------------- */
+
+/* A weight tensor as brle records (d, v1..vb) in its kernel's walk order (tfc/sparse/codec.py):
+ * `rows` rows (output channels) of `blocks_per_row` blocks of `block` weights. */
+typedef struct {
+    const uint8_t *data;
+    int32_t records, block, blocks_per_row, rows;
+} tfc_brle;
+
+/* The most kernel rows a depthwise brle kernel takes (kernel_h). */
+#define TFC_BRLE_MAX_KERNEL 16
+
+/* groups == 1, block 2 or 4 over the OHWI row kh*kw*in_c (zero-padded to whole blocks);
+ * `patch` is scratch of 2 * blocks_per_row * block int16 (two output pixels per stream pass). */
+void tfc_conv2d_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
+                        const tfc_window *g, const tfc_channel_quant *q, int16_t *patch);
+/* depthwise (groups == in_c == out_c), block = kernel_w (one record per kernel row). */
+void tfc_depthwise_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
+                           const tfc_window *g, const tfc_channel_quant *q);
+/* [out, in] weights (w->rows = out), batched over `rows` tokens; `patch` as for conv. */
+void tfc_linear_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
+                        int32_t rows, int32_t in_features, const tfc_channel_quant *q,
+                        int16_t *patch);
 
 /* ---- elementwise ------------------------------------------------------------------------- */
 
