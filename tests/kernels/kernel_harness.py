@@ -56,6 +56,13 @@ class HarnessContext:
             self.symbols[id(value)] = symbol
         return self.symbols[id(value)]
 
+    def scratch(self, nbytes: int, ctype: str = "int8_t") -> str:
+        """Kernel scratch: a fresh word-aligned static buffer per request."""
+        symbol = f"{self.prefix}_scratch{len(self.decls)}"
+        words = max(-(-int(nbytes) // 4), 1)
+        self.decls.append(f"static uint32_t {symbol}[{words}];")
+        return f"(({ctype} *){symbol})"
+
     def const_array(self, hint: str, array: np.ndarray) -> str:
         symbol = f"{self.prefix}_k{len(self.decls)}_{hint}"
         self._declare(symbol, np.asarray(array), const=True)

@@ -16,6 +16,13 @@ void tfc_layer_mark(int index);
 #define TFC_LAYER_MARK(index) ((void)0)
 #endif
 
+#ifdef TFC_GUARDED_ARENA
+#include "model_guard.h" /* host checks of the memory plan: `make host-guarded` */
+#else
+#define TFC_GUARD_ENTER(step) ((void)0)
+#define TFC_GUARD_LEAVE(step) ((void)0)
+#endif
+
 /* Constants, defined in weights.c (flash). */
 extern const float convnet_f32_w_conv_w[162];
 extern const float convnet_f32_w_conv_b[6];
@@ -43,15 +50,23 @@ int convnet_f32_run_multi_with_arena(const float *const *inputs, float *const *o
 
     /* conv: conv2d(%input, %conv_w, %conv_b) -> %conv: tensor<1x8x8x6xf32> */
     TFC_LAYER_MARK(0);
+    TFC_GUARD_ENTER(0);
     tfc_conv2d_f32(in0, convnet_f32_w_conv_w, convnet_f32_w_conv_b, ((float *)(arena + 0)), &(const tfc_window){.batch = 1, .in_h = 8, .in_w = 8, .in_c = 3, .out_h = 8, .out_w = 8, .out_c = 6, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1}, 0.0f, INFINITY);
+    TFC_GUARD_LEAVE(0);
     /* pool: maxpool2d(%conv) -> %pool: tensor<1x4x4x6xf32> */
     TFC_LAYER_MARK(1);
+    TFC_GUARD_ENTER(1);
     tfc_maxpool2d_f32(((float *)(arena + 0)), ((float *)(arena + 1536)), &(const tfc_window){.batch = 1, .in_h = 8, .in_w = 8, .in_c = 6, .out_h = 4, .out_w = 4, .out_c = 6, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2, .pad_top = 0, .pad_left = 0, .pad_bottom = 0, .pad_right = 0, .dilation_h = 1, .dilation_w = 1, .groups = 1});
+    TFC_GUARD_LEAVE(1);
     /* flat: reshape(%pool) -> %flat: tensor<1x96xf32> (a view: no code) */
     TFC_LAYER_MARK(2);
+    TFC_GUARD_ENTER(2);
+    TFC_GUARD_LEAVE(2);
     /* fc: linear(%flat, %fc_w) -> %fc: tensor<1x4xf32> */
     TFC_LAYER_MARK(3);
+    TFC_GUARD_ENTER(3);
     tfc_linear_f32(((float *)(arena + 1536)), convnet_f32_w_fc_w, NULL, out0, 1, 96, 4, -INFINITY, INFINITY);
+    TFC_GUARD_LEAVE(3);
     return 0;
 }
 

@@ -15,7 +15,7 @@ extern "C" {
 
 #define CONVNET_INT8_NUM_INPUTS 1
 #define CONVNET_INT8_NUM_OUTPUTS 1
-#define CONVNET_INT8_ARENA_SIZE 416
+#define CONVNET_INT8_ARENA_SIZE 640
 #define CONVNET_INT8_ARENA_ALIGN 16
 
 /* input 0: %input, i8[1x6x6x3] */

@@ -5,7 +5,17 @@
 #ifndef TFC_INTERNAL_H
 #define TFC_INTERNAL_H
 
+#include <string.h>
+
 #include "tfc_runtime.h"
+
+/* The Cortex-M7 DSP extension (SXTB16, SMLAD: two 16x16 MACs per instruction). -DTFC_NO_DSP
+ * builds the portable C versions of the same primitives on the M7 too, for comparison. The packed
+ * int16 pairs below assume a little-endian target (the M7 and every host tfc tests on). */
+#if defined(__ARM_FEATURE_DSP) && !defined(TFC_NO_DSP)
+#define TFC_USE_DSP 1
+#include <arm_acle.h>
+#endif
 
 /* A row-major counter over `rank` dims that keeps two strided offsets in step with it. */
 typedef struct {
@@ -67,6 +77,98 @@ static inline int32_t tfc_dot_strided_s8(const int8_t *a, int32_t a_offset, cons
         acc += ((int32_t)a[i] + a_offset) * ((int32_t)b[i * b_stride] + b_offset);
     }
     return acc;
+}
+
+/* ---- SIMD primitives of the dense int8 kernels (tfc_gemm_s8.c) ----------------------------- */
+
+/* Four int8 as one word; memcpy keeps it alignment-safe (gcc emits a single LDR on the M7). */
+static inline uint32_t tfc_load4(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Bytes 0 and 2 of x sign-extended into the two int16 halves of a word (SXTB16). */
+static inline uint32_t tfc_sxtb16(uint32_t x)
+{
+#if defined(TFC_USE_DSP)
+    return __sxtb16(x);
+#else
+    return (uint32_t)(uint16_t)(int16_t)(int8_t)x | ((uint32_t)(uint16_t)(int16_t)(int8_t)(x >> 16) << 16);
+#endif
+}
+
+/* Bytes 1 and 3 of x sign-extended (SXTB16 with ROR #8; gcc 12's arm_acle.h has no __ror). */
+static inline uint32_t tfc_sxtb16_ror8(uint32_t x)
+{
+#if defined(TFC_USE_DSP)
+    uint32_t out;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(out) : "r"(x));
+    return out;
+#else
+    return tfc_sxtb16(x >> 8);
+#endif
+}
+
+/* acc + lo(a) * lo(b) + hi(a) * hi(b) over int16 halves, wrapping like SMLAD. */
+static inline int32_t tfc_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+#if defined(TFC_USE_DSP)
+    return __smlad(a, b, acc);
+#else
+    int32_t lo = (int32_t)(int16_t)a * (int32_t)(int16_t)b;
+    int32_t hi = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
+#endif
+}
+
+/* acc + lo(a) * lo(b) (SMLABB) and acc + hi(a) * hi(b) (SMLATT). */
+static inline int32_t tfc_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+#if defined(TFC_USE_DSP)
+    return __smlabb(a, b, acc);
+#else
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)a * (int32_t)(int16_t)b));
+#endif
+}
+
+static inline int32_t tfc_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+#if defined(TFC_USE_DSP)
+    return __smlatt(a, b, acc);
+#else
+    return tfc_smlabb(a >> 16, b >> 16, acc);
+#endif
+}
+
+/* Both int16 halves of x plus those of y, wrapping (SADD16). */
+static inline uint32_t tfc_sadd16(uint32_t x, uint32_t y)
+{
+#if defined(TFC_USE_DSP)
+    return __sadd16(x, y);
+#else
+    return ((x + y) & 0xFFFFu) | ((((x >> 16) + (y >> 16)) & 0xFFFFu) << 16);
+#endif
+}
+
+/* tfc_requantize for the multipliers and shifts the compiler hands the fast kernels
+ * (multiplier != INT32_MIN, -31 <= shift <= 30; kernels.py checks): the same result with 32-bit
+ * operations and one 32x32->64 multiply-accumulate. With the multiplier never INT32_MIN the
+ * saturating case cannot occur, and truncating (ab + nudge) / 2^31 toward zero equals
+ * floor((ab + 2^30) / 2^31) for both signs of ab. */
+static inline int32_t tfc_requantize_fast(int32_t x, int32_t multiplier, int32_t shift)
+{
+    /* Branch-free: max(shift, 0) and max(-shift, 0) by masks, so the hot loops do not branch. */
+    const int32_t left = shift & ~(shift >> 31);
+    const int32_t right = left - shift;
+    const int32_t shifted = (int32_t)((uint32_t)x << left);
+    const int64_t ab = (int64_t)shifted * multiplier + ((int64_t)1 << 30);
+    const int32_t high = (int32_t)(ab >> 31);
+    const uint32_t mask = (1u << right) - 1u; /* right <= 31 */
+    const uint32_t remainder = (uint32_t)high & mask;
+    const uint32_t threshold = (mask >> 1) + ((uint32_t)high >> 31);
+    return (high >> right) + (int32_t)(remainder > threshold);
 }
 
 static inline float tfc_clamp_f32(float x, float lo, float hi)
