@@ -164,10 +164,6 @@ def compile_model(model, target: str = "stm32f746", *, calib=None, precision: st
     for p in passes:
         if p.name == "calibrate" and samples is not None:
             p.samples = samples
-        if p.name == "memory-plan":  # the backend's kernels say how much scratch each op needs
-            from tfc.backends.cortex_m7.kernels import scratch_bytes
-
-            p.scratch_fn = scratch_bytes
     PassManager(passes, instruments=instruments).run(graph)
 
     lowered = lower_graph(graph, name, precision, graph.name)

@@ -179,9 +179,10 @@ def test_scratch_is_planned_shared_and_reported_in_the_ir():
     x = g.add_input(TensorType((1, 64), "f32"), "x")
     y = _linear(b, _linear(b, x, 64), 64)
     g.outputs = [_linear(b, y, 4)]
-    pass_ = MemoryPlanPass()
-    pass_.scratch_fn = lambda op: 100 if op.name == "linear" else 0
-    pass_.run(g)
+    for op in g.ops:
+        if op.name == "linear":
+            op.attrs["scratch_bytes"] = 100  # what a backend's scratch pass records
+    MemoryPlanPass().run(g)
     check_memory_plan(g)
     linears = [op for op in g.ops if op.name == "linear"]
     assert all(op.attrs["scratch_bytes"] == 100 for op in linears)

@@ -26,10 +26,15 @@ def _landed(name: str) -> bool:
 def test_name_file_and_test_dir_agree(name):
     assert KEBAB.match(name), f"pass name '{name}' is not kebab-case"
     module, _, _ = PASSES[name].partition(":")
-    if not module.startswith("tfc.passes."):
-        pytest.skip(f"{name} is a user pass")
     snake = name.replace("-", "_")
-    assert module == f"tfc.passes.{snake}", f"pass '{name}' must live in tfc/passes/{snake}.py"
+    target_pass = re.fullmatch(r"tfc\.backends\.(\w+)\.passes\.(\w+)", module)
+    if target_pass:
+        assert target_pass.group(2) == snake, \
+            f"pass '{name}' must live in tfc/backends/{target_pass.group(1)}/passes/{snake}.py"
+    else:
+        if not module.startswith("tfc.passes."):
+            pytest.skip(f"{name} is a user pass")
+        assert module == f"tfc.passes.{snake}", f"pass '{name}' must live in tfc/passes/{snake}.py"
     if not _landed(name):
         pytest.skip(f"tfc/passes/{snake}.py has not landed yet")
     assert get_pass(name).name == name

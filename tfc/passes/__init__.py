@@ -3,7 +3,8 @@
 Imports are lazy so that `tfc opt -p canonicalize` does not import the quantizer, and so that a
 pass whose module has not landed yet only fails when someone asks for it. The naming scheme is
 enforced by a test: pass `fuse-activation` lives in `tfc/passes/fuse_activation.py` and is tested
-in `tests/filecheck/fuse-activation/`.
+in `tests/filecheck/fuse-activation/`. A pass that only makes sense for one target lives under that
+backend, e.g. `m7-kernel-scratch` in `tfc/backends/cortex_m7/passes/m7_kernel_scratch.py`.
 
 Library users add their own passes with `register_pass`:
 
@@ -37,6 +38,8 @@ PASSES: dict[str, str] = {
     "sparse-storage": "tfc.passes.sparse_storage:SparseStoragePass",
     "memory-plan": "tfc.passes.memory_plan:MemoryPlanPass",
     "verify-memory": "tfc.passes.verify_memory:VerifyMemoryPass",
+    # target passes: they live under their backend (tfc/backends/<target>/passes/)
+    "m7-kernel-scratch": "tfc.backends.cortex_m7.passes.m7_kernel_scratch:M7KernelScratchPass",
 }
 
 # Classes already imported or registered at run time (user passes need not be importable by name).

@@ -17,8 +17,8 @@ Buffers and lifetimes (the emitter and the checker rely on these rules):
 - In place: an op in `IN_PLACE_OPS` whose result has the same shape and byte size as an operand
   whose buffer dies at this op writes its result over that operand (same offset). The kernels of
   these ops read element i before they write element i, so this is safe. The buffer lives on.
-- Kernel scratch: an op with a `scratch_bytes = n` attribute (set from the backend's
-  `scratch_fn(op)` callback, or written in the IR) gets n bytes live at its own step only,
+- Kernel scratch: an op with a `scratch_bytes = n` attribute (written by the backend's
+  `m7-kernel-scratch` pass, or by hand in the IR) gets n bytes live at its own step only,
   recorded as `scratch_offset`. Scratch of different layers shares the same bytes.
 - Constants live in flash and get no offset.
 
@@ -36,7 +36,6 @@ Offsets and sizes are rounded up to `alignment` bytes (default 16: SIMD kernels 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
 
 from tfc.ir.core import Graph, Op, Value
 from tfc.pipeline import Pass
@@ -47,7 +46,6 @@ EXTERNAL = -1
 # row-wise normalizations that finish reading a row element before writing it.
 IN_PLACE_OPS = frozenset({"relu", "clip", "requantize", "add", "sub", "mul", "layernorm", "softmax"})
 
-ScratchFn = Callable[[Op], int]
 
 
 def is_view(op: Op) -> bool:
@@ -314,15 +312,9 @@ class MemoryPlanPass(Pass):
     name = "memory-plan"
     alignment: int = 16
     in_place: bool = True
-    # The backend's kernel scratch requirement per op (bytes); None keeps `scratch_bytes` attrs.
-    scratch_fn: ClassVar[ScratchFn | None] = None
 
     def run(self, graph: Graph) -> bool:
         changed = False
-        if self.scratch_fn is not None:
-            for op in graph.ops:
-                if op.name != "const" and not is_view(op):
-                    changed |= _set_attr(op, "scratch_bytes", int(self.scratch_fn(op)) or None)
         buffers = arena_buffers(graph, self.in_place)
         plan_buffers(buffers, self.alignment)
         offset_of = {id(m): b.offset for b in buffers for m in b.members}

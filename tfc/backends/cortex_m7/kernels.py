@@ -84,7 +84,7 @@ SCRATCH_RULES: dict[str, Callable[[Op], int]] = {
 
 
 def scratch_bytes(op: Op) -> int:
-    """The scratch bytes the kernel for `op` needs (the memory-plan pass's `scratch_fn`)."""
+    """The scratch bytes the kernel for `op` needs (recorded by the m7-kernel-scratch pass)."""
     from tfc.backends.cortex_m7.sparse_lowering import sparse_scratch_bytes
 
     sparse = sparse_scratch_bytes(op)  # None unless the weights are stored brle

@@ -27,7 +27,10 @@ INT8_PIPELINE = (
     "canonicalize",
     # Pruned weights: dense or block run-length storage per tensor, whichever is smaller and faster.
     "sparse-storage",
-    # Last: every activation gets its place in the one static arena, and the plan is proved safe.
+    # The kernels this backend will call say how much scratch each needs (as IR attributes),
+    "m7-kernel-scratch",
+    # then every activation and scratch area gets its place in the one static arena, and the
+    # plan is proved safe.
     "memory-plan",
     "verify-memory",
 )
@@ -39,6 +42,7 @@ FLOAT32_PIPELINE = (
     "fuse-activation",
     "layout-nhwc",
     "canonicalize",
+    "m7-kernel-scratch",
     "memory-plan",
     "verify-memory",
 )
