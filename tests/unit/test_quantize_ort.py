@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnxruntime import quantization
 
-ort = pytest.importorskip("onnxruntime")
-quantization = pytest.importorskip("onnxruntime.quantization")
-
-from tfc.ir import interp  # noqa: E402
-from tfc.ir.core import const_value, sanitize_name  # noqa: E402
-from tfc.ir.quant_math import quantize_float  # noqa: E402
-from tfc.pipeline import PassManager  # noqa: E402
-
-frontends = pytest.importorskip("frontends")
+import frontends
+from tfc.ir import interp
+from tfc.ir.core import const_value, sanitize_name
+from tfc.ir.quant_math import quantize_float
+from tfc.pipeline import PassManager
 
 
 def _init(name, arr):
