@@ -15,7 +15,7 @@ from tfc.driver import Artifact  # noqa: E402
 
 def compile(model, target: str = "stm32f746", *, calib=None, precision: str = "int8", pipeline=None,
             name: str = "tfc_model", instruments=(), allow_over_budget: bool = False,
-            measure_code: bool = False) -> Artifact:
+            measure_code: bool = False, keep_float_layernorm: bool = False) -> Artifact:
     """Compiles a model for a target; nothing is written until `Artifact.write(outdir)`.
 
     model: a path to an .onnx (or .tir) file, an onnx.ModelProto, or a tfc.ir.Graph.
@@ -25,12 +25,14 @@ def compile(model, target: str = "stm32f746", *, calib=None, precision: str = "i
     instruments: pipeline instruments (IR printing, dumps, timing). allow_over_budget: return the
       artifact even when it does not fit the target (else BudgetError). measure_code: measure code
       size with arm-none-eabi-gcc (when installed) instead of estimating it.
+    keep_float_layernorm: int8 only; keep LayerNorm as a float32 island (dequantize -> float32
+      LayerNorm kernel -> quantize) instead of Scaled-LayerNorm, to measure what that costs.
     """
     from tfc.driver import compile_model
 
     return compile_model(model, target, calib=calib, precision=precision, pipeline=pipeline,
                          name=name, instruments=instruments, allow_over_budget=allow_over_budget,
-                         measure_code=measure_code)
+                         measure_code=measure_code, keep_float_layernorm=keep_float_layernorm)
 
 
 def run(outdir, inputs, on: str = "host", raw: bool = False, profile: bool = False):

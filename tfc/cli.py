@@ -241,6 +241,9 @@ def add_compile_command(subparsers) -> None:
                    help="calibration samples for a float model: each input name -> samples on axis 0")
     p.add_argument("--precision", choices=("int8", "float32"), default="int8",
                    help="int8 (default) or a float32 reference build")
+    p.add_argument("--keep-float-layernorm", action="store_true",
+                   help="int8: keep LayerNorm as a float32 island instead of the integer "
+                        "Scaled-LayerNorm (to compare their accuracy)")
     p.add_argument("--name", default="tfc_model", metavar="PREFIX",
                    help="C prefix of every generated symbol (default tfc_model)")
     p.add_argument("-p", "--pass-pipeline", metavar="PIPELINE",
@@ -261,7 +264,8 @@ def run_compile(args) -> int:
     artifact = tfc.compile(args.model, args.target, calib=args.calib, precision=args.precision,
                            pipeline=args.pass_pipeline, name=args.name,
                            instruments=instruments_from_args(args),
-                           allow_over_budget=args.allow_over_budget, measure_code=args.measure_code)
+                           allow_over_budget=args.allow_over_budget, measure_code=args.measure_code,
+                           keep_float_layernorm=args.keep_float_layernorm)
     artifact.write(outdir)
     r = artifact.report
     code = r["code_bytes"] if r["code_bytes"] is not None else r["code_bytes_estimate"]

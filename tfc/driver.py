@@ -125,12 +125,15 @@ def load_calibration(calib) -> dict[str, np.ndarray] | None:
                        "numpy.savez") from None
 
 
-def build_passes(pipeline, precision: str) -> list:
+def build_passes(pipeline, precision: str, keep_float_layernorm: bool = False) -> list:
     from tfc.backends.cortex_m7.pipeline import PIPELINES
     from tfc.pipeline import Pass, parse_pipeline
 
     if pipeline is None:
-        return parse_pipeline(PIPELINES[precision])
+        recipe = PIPELINES[precision]
+        if keep_float_layernorm:  # LayerNorm stays a float32 island: dequantize -> f32 -> quantize
+            recipe = tuple(name for name in recipe if name != "scaled-layernorm")
+        return parse_pipeline(recipe)
     if isinstance(pipeline, str):
         return parse_pipeline(pipeline)
     passes = []
@@ -141,7 +144,8 @@ def build_passes(pipeline, precision: str) -> list:
 
 def compile_model(model, target: str = "stm32f746", *, calib=None, precision: str = "int8",
                   pipeline=None, name: str = "tfc_model", instruments: Iterable = (),
-                  allow_over_budget: bool = False, measure_code: bool = False) -> Artifact:
+                  allow_over_budget: bool = False, measure_code: bool = False,
+                  keep_float_layernorm: bool = False) -> Artifact:
     """See `tfc.compile`."""
     from tfc import __version__
     from tfc.backends import get_target
@@ -160,7 +164,7 @@ def compile_model(model, target: str = "stm32f746", *, calib=None, precision: st
                        "digits and '_' only (it prefixes every generated symbol)")
     samples = load_calibration(calib)
     graph, source = load_model(model)
-    passes = build_passes(pipeline, precision)
+    passes = build_passes(pipeline, precision, keep_float_layernorm)
     for p in passes:
         if p.name == "calibrate" and samples is not None:
             p.samples = samples

@@ -96,11 +96,23 @@ def test_no_vfp_instruction_in_the_m7_model_code(hybrid):
     code = _reachable(funcs, run)
     # The kernels the model calls are in the set (the check is not vacuous) ...
     assert {"hybrid_layernorm_s8", "hybrid_softmax_s8", "hybrid_matmul_s8"} <= code
-    # ... and none of them, nor anything they call, computes in floating point. gcc -O3 does use
-    # the FPU's d-registers as a 64-bit copy vehicle (vldr/vstr of struct literals, vpush/vpop of
-    # a callee-saved d8, vmov between core and FPU registers): data movement, no float math. Those
-    # are listed as allowed; any arithmetic, compare or conversion (vadd, vmul, vcvt, vcmp, ...) fails.
-    data_movement = {"vldr", "vstr", "vpush", "vpop", "vmov", "vldmia", "vstmia", "vldmdb", "vstmdb"}
-    vfp_math = sorted({f"{name}: {mn}" for name in code for mn, _ in funcs[name]
-                       if mn.startswith("v") and mn.split(".")[0] not in data_movement})
-    assert vfp_math == []
+    # ... and none of them, nor anything they call, touches the FPU: the int8 model and runtime
+    # are built with -mgeneral-regs-only, so not even a vldr/vmov copy may appear.
+    code |= {name for name in funcs if name.startswith("hybrid_")}
+    vfp = sorted({f"{name}: {mn}" for name in code for mn, _ in funcs[name] if mn.startswith("v")})
+    assert vfp == []
+
+
+def test_int8_model_builds_without_fpu_registers(hybrid):
+    _, outdir = hybrid
+    makefile = (outdir / "Makefile").read_text()
+    assert "M7_CFLAGS += -DTFC_INT8_ONLY -mgeneral-regs-only" in makefile
+    assert m7_build.model_m7_flags(outdir) == ("-DTFC_INT8_ONLY", "-mgeneral-regs-only")
+
+
+def test_float_model_keeps_the_fpu(tmp_path):
+    """A float32 build calls float kernels, so it must not get the int8-only flags."""
+    art = tfc.compile(EXAMPLE / "model.onnx", precision="float32", name="hybridf")
+    outdir = art.write(tmp_path / "hybridf")
+    assert "TFC_INT8_ONLY" not in (outdir / "Makefile").read_text()
+    assert m7_build.model_m7_flags(outdir) == ()

@@ -20,15 +20,14 @@ from tfc.sparse.codec import block_sparsity, encoded_nbytes, predicted_eta, walk
 BLOCK_CANDIDATES = {"conv": (4, 2), "linear": (4, 2), "depthwise": ()}
 
 # Highest block density (1 - ρ) at which the sparse kernel still runs fewer instructions than
-# tfc's dense kernel on the same layer, per walk and block size, measured with
-# bench/sparse_kernels.py on the emulated Cortex-M7 (table in docs/sparse.md). Against today's
-# dense kernels the sparse ones win wherever brle is smaller at all (at density 0.7, b = 4: 0.35x
-# for conv 3x3, 0.43x pointwise, 0.40x linear), so every limit is 1.0; a faster dense kernel
-# (SMLAD) moves them down: re-measure and lower them then.
+# tfc's SMLAD dense kernel on the same layer, per walk and block size: the sparse/dense
+# instruction ratio measured with bench/sparse_kernels.py on the emulated Cortex-M7 at ρ = 0.8 and
+# 0.5 (docs/sparse.md), interpolated to 1.0 and rounded down. "conv" takes the lower of conv 3x3
+# and pointwise. Sparse depthwise never beats the dense depthwise kernel (1.18x at ρ = 0.8).
 CROSSOVER_DENSITY = {
-    ("conv", 2): 1.0, ("conv", 4): 1.0,
-    ("linear", 2): 1.0, ("linear", 4): 1.0,
-    ("depthwise", 3): 1.0,
+    ("conv", 2): 0.40, ("conv", 4): 0.55,
+    ("linear", 2): 0.35, ("linear", 4): 0.55,
+    ("depthwise", 3): 0.0,
 }
 
 PREFERENCES = ("speed", "size", "dense")

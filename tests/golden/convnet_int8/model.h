@@ -35,8 +35,10 @@ extern "C" {
 #define CONVNET_INT8_OUTPUT_SCALE CONVNET_INT8_OUTPUT0_SCALE
 #define CONVNET_INT8_OUTPUT_ZERO_POINT CONVNET_INT8_OUTPUT0_ZERO_POINT
 
-/* Float helpers for the caller's side (the model itself uses no float).
+/* Float helpers for the caller's side (the model itself uses no float). The int8 translation
+ * units define TFC_INT8_ONLY (and build with -mgeneral-regs-only), so they never see them.
  * quantize: round(x / scale) + zero_point, ties to even, saturated to int8. */
+#ifndef TFC_INT8_ONLY
 static inline int8_t convnet_int8_quantize(float x, float scale, int32_t zero_point)
 {
     float v = x / scale;
@@ -71,6 +73,8 @@ static inline float convnet_int8_dequantize_output(int8_t q)
 {
     return convnet_int8_dequantize(q, CONVNET_INT8_OUTPUT_SCALE, CONVNET_INT8_OUTPUT_ZERO_POINT);
 }
+
+#endif /* TFC_INT8_ONLY */
 
 int convnet_int8_run(const int8_t *input, int8_t *output);
 int convnet_int8_run_with_arena(const int8_t *input, int8_t *output, uint8_t *arena);

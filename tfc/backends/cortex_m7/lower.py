@@ -84,6 +84,13 @@ class LoweredModel:
         return guard_tables([s.guard for s in self.steps])
 
     @property
+    def integer_only(self) -> bool:
+        """No float kernel and no float I/O: the C builds with TFC_INT8_ONLY and, on the M7,
+        -mgeneral-regs-only, so the compiler cannot touch an FPU register."""
+        return (not any("f32" in fn for fn in self.kernel_functions)
+                and all(io.ctype != "float" for io in self.inputs + self.outputs))
+
+    @property
     def in_ctype(self) -> str:
         """The element type of the `inputs` arrays of run_multi (void when inputs differ)."""
         return _common_ctype(self.inputs)

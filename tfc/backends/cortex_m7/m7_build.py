@@ -58,24 +58,46 @@ def _first_error(text: str) -> str:
 
 def compile_elf(sources: list[Path], out: Path, *, include_dirs: list[Path] = (),
                 defines: dict[str, str] | None = None, keep: tuple[str, ...] = (),
-                timeout: int = 900) -> Path:
+                timeout: int = 900, strict_sources: list[Path] = (),
+                strict_flags: tuple[str, ...] = ()) -> Path:
     """Compiles and links `sources` plus the startup code into `out` (an ELF for the STM32F746).
 
-    `keep` names functions to keep although nothing calls them (sections are garbage-collected)."""
+    `strict_sources` are compiled apart with `strict_flags` added (e.g. the int8 model with
+    -mgeneral-regs-only, while the harness keeps the FPU). `keep` names functions to keep
+    although nothing calls them (sections are garbage-collected)."""
     if not toolchain_available():
         raise BuildError(f"'{CC}' is not installed; install the Arm GNU toolchain "
                          "(gcc-arm-none-eabi and libnewlib-arm-none-eabi) to run on the emulated M7")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [CC, *CFLAGS, *[f"-I{d}" for d in include_dirs],
-           *[f"-D{k}={v}" for k, v in sorted((defines or {}).items())],
-           *[str(s) for s in sources], str(STARTUP_C), f"-T{LINKER_SCRIPT}", *LDFLAGS,
-           *[f"-Wl,--undefined={name}" for name in keep], "-o", str(out) + ".tmp", *LIBS]
+    common = [*CFLAGS, *[f"-I{d}" for d in include_dirs],
+              *[f"-D{k}={v}" for k, v in sorted((defines or {}).items())]]
+    objects = []
+    for src in strict_sources:
+        obj = out.parent / f"{Path(src).stem}.strict.o"
+        _run_cc([CC, *common, *strict_flags, "-c", str(src), "-o", str(obj)], out, timeout)
+        objects.append(str(obj))
+    _run_cc([CC, *common, *[str(s) for s in sources], *objects, str(STARTUP_C),
+             f"-T{LINKER_SCRIPT}", *LDFLAGS, *[f"-Wl,--undefined={name}" for name in keep],
+             "-o", str(out) + ".tmp", *LIBS], out, timeout)
+    os.replace(str(out) + ".tmp", out)
+    return out
+
+
+def _run_cc(cmd: list[str], out: Path, timeout: int) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise BuildError(f"{CC} failed building {out.name}: {_first_error(proc.stderr + proc.stdout)}")
-    os.replace(str(out) + ".tmp", out)
-    return out
+
+
+def model_m7_flags(outdir: Path) -> tuple[str, ...]:
+    """The flags the generated Makefile adds to M7_CFLAGS for this model (`M7_CFLAGS += ...`),
+    e.g. -DTFC_INT8_ONLY -mgeneral-regs-only for an int8-only model."""
+    makefile = Path(outdir) / "Makefile"
+    if not makefile.is_file():
+        return ()
+    return tuple(flag for line in makefile.read_text().splitlines()
+                 if line.startswith("M7_CFLAGS +=") for flag in line.split("+=", 1)[1].split())
 
 
 # -- the model image ------------------------------------------------------------------------------
@@ -135,7 +157,8 @@ def build_model_elf(outdir: str | os.PathLike, report: dict) -> Path:
     build.mkdir(parents=True, exist_ok=True)
     header = io_header(report)
     sources = _model_sources(outdir)
-    inputs = sources + sorted(outdir.glob("*.h")) + [HARNESS_C, STARTUP_C, LINKER_SCRIPT]
+    inputs = (sources + sorted(outdir.glob("*.h")) + sorted(outdir.glob("Makefile"))
+              + [HARNESS_C, STARTUP_C, LINKER_SCRIPT])
     digest = hashlib.sha256()
     digest.update(json.dumps([CC, CFLAGS, LDFLAGS, LIBS]).encode() + header.encode())
     for path in inputs:
@@ -146,8 +169,8 @@ def build_model_elf(outdir: str | os.PathLike, report: dict) -> Path:
         if elf.is_file() and stamp.is_file() and stamp.read_text() == key:
             return elf
         (build / "tfc_m7_io.h").write_text(header)
-        compile_elf(sources + [HARNESS_C], elf, include_dirs=[outdir, build],
-                    defines={"TFC_PROFILE": "1"})
+        compile_elf([HARNESS_C], elf, include_dirs=[outdir, build], defines={"TFC_PROFILE": "1"},
+                    strict_sources=sources, strict_flags=model_m7_flags(outdir))
         stamp.write_text(key)
     return elf
 

@@ -43,8 +43,12 @@ def _stream_struct(ctx, op: Op, stream: BrleStream) -> str:
                     blocks_per_row=stream.blocks_per_row, rows=stream.rows)
 
 
-def _patch_bytes(blocks_per_row: int, block: int) -> int:
-    return 2 * blocks_per_row * block * 2  # two int16 patches: a pair of pixels or tokens
+BRLE_GROUP = 4  # output pixels or tokens per pass over the stream (BRLE_GROUP in tfc_sparse.c)
+
+
+def _patch_bytes(blocks_per_row: int, block: int, rows: int) -> int:
+    """The group patch (BRLE_GROUP int16 rows) and the per-row record counts (int32)."""
+    return 2 * BRLE_GROUP * blocks_per_row * block + 4 * rows
 
 
 def sparse_scratch_bytes(op: Op) -> int | None:
@@ -55,9 +59,9 @@ def sparse_scratch_bytes(op: Op) -> int | None:
         return None
     if walk == "depthwise":
         return 0
-    row_length = walk_rows(const.attrs["value"].array, walk).shape[1]
+    rows, row_length = walk_rows(const.attrs["value"].array, walk).shape
     block = int(const.attrs["block"])
-    return _patch_bytes(-(-row_length // block), block)
+    return _patch_bytes(-(-row_length // block), block, rows)
 
 
 def lower_sparse(op: Op, ctx):
@@ -77,7 +81,7 @@ def lower_sparse(op: Op, ctx):
                                  "use block 2 or 4")
     w = _stream_struct(ctx, op, stream)
     x, y, bias = ctx.buf(op.operands[0]), ctx.buf(op.result), _bias(ctx, op)
-    patch_bytes = _patch_bytes(stream.blocks_per_row, stream.block)
+    patch_bytes = _patch_bytes(stream.blocks_per_row, stream.block, stream.rows)
     if walk == "linear":
         out_features, in_features = op.operands[1].type.shape
         rows = op.operands[0].type.numel // in_features

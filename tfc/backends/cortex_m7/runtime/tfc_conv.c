@@ -42,6 +42,7 @@ void tfc_conv2d_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t
     }
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_conv2d_f32(const float *x, const float *w, const float *bias, float *y,
                     const tfc_window *g, float act_min, float act_max)
 {
@@ -84,3 +85,4 @@ void tfc_conv2d_f32(const float *x, const float *w, const float *bias, float *y,
         }
     }
 }
+#endif /* TFC_INT8_ONLY */

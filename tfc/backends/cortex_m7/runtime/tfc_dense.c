@@ -17,6 +17,7 @@ void tfc_linear_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t
     }
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_linear_f32(const float *x, const float *w, const float *bias, float *y,
                     int32_t rows, int32_t in_features, int32_t out_features,
                     float act_min, float act_max)
@@ -36,6 +37,7 @@ void tfc_linear_f32(const float *x, const float *w, const float *bias, float *y,
         }
     }
 }
+#endif /* TFC_INT8_ONLY */
 
 void tfc_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul_shape *s,
                    const tfc_binary_quant *q)
@@ -58,6 +60,7 @@ void tfc_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul
     }
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_matmul_f32(const float *a, const float *b, float *y, const tfc_matmul_shape *s)
 {
     const int32_t batches = tfc_product(s->batch_rank, s->batch_dims);
@@ -78,3 +81,4 @@ void tfc_matmul_f32(const float *a, const float *b, float *y, const tfc_matmul_s
         tfc_walker_next(&it, s->batch_rank, s->batch_dims, s->a_batch_strides, s->b_batch_strides);
     }
 }
+#endif /* TFC_INT8_ONLY */

@@ -65,6 +65,7 @@ void tfc_mul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_broadcast
 #undef MUL_S8
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_add_f32(const float *a, const float *b, float *y, const tfc_broadcast *s,
                  float act_min, float act_max)
 {
@@ -88,6 +89,7 @@ void tfc_mul_f32(const float *a, const float *b, float *y, const tfc_broadcast *
     TFC_BROADCAST_LOOP(a, b, y, s, MUL_F32);
 #undef MUL_F32
 }
+#endif /* TFC_INT8_ONLY */
 
 void tfc_clip_s8(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t hi)
 {
@@ -96,12 +98,14 @@ void tfc_clip_s8(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t h
     }
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_clip_f32(const float *x, float *y, int32_t size, float lo, float hi)
 {
     for (int32_t i = 0; i < size; ++i) {
         y[i] = tfc_clamp_f32(x[i], lo, hi);
     }
 }
+#endif /* TFC_INT8_ONLY */
 
 void tfc_requantize_s8(const int8_t *x, int8_t *y, int32_t size, const tfc_tensor_quant *q)
 {
@@ -111,6 +115,7 @@ void tfc_requantize_s8(const int8_t *x, int8_t *y, int32_t size, const tfc_tenso
     }
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 /* Round half to even without libm. Callers bound |v| well below 2^22 first, so the truncation
  * fits an int32 and v - trunc(v) is exact. */
 static inline int32_t round_half_even(float v)
@@ -168,3 +173,4 @@ void tfc_dequantize_s32_f32(const int32_t *x, float *y, int32_t outer, int32_t c
         }
     }
 }
+#endif /* TFC_INT8_ONLY */

@@ -171,9 +171,11 @@ static inline int32_t tfc_requantize_fast(int32_t x, int32_t multiplier, int32_t
     return (high >> right) + (int32_t)(remainder > threshold);
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 static inline float tfc_clamp_f32(float x, float lo, float hi)
 {
     return x < lo ? lo : (x > hi ? hi : x);
 }
+#endif /* TFC_INT8_ONLY */
 
 #endif /* TFC_INTERNAL_H */

@@ -138,6 +138,7 @@ void tfc_layernorm_s8(const int8_t *x, int8_t *y, int32_t rows, int32_t cols,
     }
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_layernorm_f32(const float *x, const float *gamma, const float *beta, float *y,
                        int32_t rows, int32_t cols, float epsilon)
 {
@@ -167,6 +168,7 @@ void tfc_layernorm_f32(const float *x, const float *gamma, const float *beta, fl
         }
     }
 }
+#endif /* TFC_INT8_ONLY */
 
 /* ---- Softmax ------------------------------------------------------------------------------ */
 
@@ -215,6 +217,7 @@ void tfc_softmax_s8(const int8_t *x, const int32_t *exp_lut, int8_t *y, int32_t 
     }
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_softmax_f32(const float *x, float *y, int32_t rows, int32_t cols)
 {
     for (int32_t r = 0; r < rows; ++r) {
@@ -234,3 +237,4 @@ void tfc_softmax_f32(const float *x, float *y, int32_t rows, int32_t cols)
         y += cols;
     }
 }
+#endif /* TFC_INT8_ONLY */

@@ -74,6 +74,7 @@ void tfc_maxpool2d_s8(const int8_t *x, int8_t *y, const tfc_window *g)
     })
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_maxpool2d_f32(const float *x, float *y, const tfc_window *g)
 {
     TFC_POOL_LOOP(g, {
@@ -82,6 +83,7 @@ void tfc_maxpool2d_f32(const float *x, float *y, const tfc_window *g)
         *y++ = best;
     })
 }
+#endif /* TFC_INT8_ONLY */
 
 void tfc_avgpool2d_s8(const int8_t *x, int8_t *y, const tfc_window *g, int32_t count_include_pad,
                       const tfc_tensor_quant *q)
@@ -96,6 +98,7 @@ void tfc_avgpool2d_s8(const int8_t *x, int8_t *y, const tfc_window *g, int32_t c
     })
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_avgpool2d_f32(const float *x, float *y, const tfc_window *g, int32_t count_include_pad)
 {
     TFC_POOL_LOOP(g, {
@@ -104,6 +107,7 @@ void tfc_avgpool2d_f32(const float *x, float *y, const tfc_window *g, int32_t co
         *y++ = acc / (float)window_count(g, ih0, iw0, count_include_pad);
     })
 }
+#endif /* TFC_INT8_ONLY */
 
 /* Walks the reduced elements of one output; SUM(v) accumulates each. */
 #define TFC_REDUCE_LOOP(S, BASE, SUM)                                                            \
@@ -142,6 +146,7 @@ void tfc_reduce_mean_s8(const int8_t *x, int8_t *y, const tfc_reduce_shape *s,
     }
 }
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_reduce_mean_f32(const float *x, float *y, const tfc_reduce_shape *s)
 {
     const int32_t outputs = tfc_product(s->outer_rank, s->outer_dims);
@@ -158,3 +163,4 @@ void tfc_reduce_mean_f32(const float *x, float *y, const tfc_reduce_shape *s)
         tfc_walker_next(&it, s->outer_rank, s->outer_dims, s->outer_strides, NULL);
     }
 }
+#endif /* TFC_INT8_ONLY */

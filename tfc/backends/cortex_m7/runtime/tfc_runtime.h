@@ -94,19 +94,25 @@ typedef struct {
 
 void tfc_conv2d_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *y,
                    const tfc_window *g, const tfc_channel_quant *q);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_conv2d_f32(const float *x, const float *w, const float *bias, float *y,
                     const tfc_window *g, float act_min, float act_max);
+#endif /* TFC_INT8_ONLY */
 
 void tfc_linear_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *y,
                    int32_t rows, int32_t in_features, int32_t out_features,
                    const tfc_channel_quant *q);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_linear_f32(const float *x, const float *w, const float *bias, float *y,
                     int32_t rows, int32_t in_features, int32_t out_features,
                     float act_min, float act_max);
+#endif /* TFC_INT8_ONLY */
 
 void tfc_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul_shape *s,
                    const tfc_binary_quant *q);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_matmul_f32(const float *a, const float *b, float *y, const tfc_matmul_shape *s);
+#endif /* TFC_INT8_ONLY */
 
 /* ---- fast dense int8 kernels: tfc_gemm_s8.c (layouts and scratch chosen by kernels.py) ------ */
 
@@ -137,7 +143,8 @@ typedef struct {
 #define TFC_BRLE_MAX_KERNEL 16
 
 /* groups == 1, block 2 or 4 over the OHWI row kh*kw*in_c (zero-padded to whole blocks);
- * `patch` is scratch of 2 * blocks_per_row * block int16 (two output pixels per stream pass). */
+ * `patch` is 4-byte aligned scratch of 4 * blocks_per_row * block int16 (four output pixels per
+ * stream pass) followed by `rows` int32 (records per row). */
 void tfc_conv2d_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
                         const tfc_window *g, const tfc_channel_quant *q, int16_t *patch);
 /* depthwise (groups == in_c == out_c), block = kernel_w (one record per kernel row). */
@@ -156,17 +163,22 @@ void tfc_sub_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_broadcast
                 const tfc_binary_quant *q);
 void tfc_mul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_broadcast *s,
                 const tfc_binary_quant *q);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_add_f32(const float *a, const float *b, float *y, const tfc_broadcast *s,
                  float act_min, float act_max);
 void tfc_sub_f32(const float *a, const float *b, float *y, const tfc_broadcast *s,
                  float act_min, float act_max);
 void tfc_mul_f32(const float *a, const float *b, float *y, const tfc_broadcast *s,
                  float act_min, float act_max);
+#endif /* TFC_INT8_ONLY */
 
 void tfc_clip_s8(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t hi);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_clip_f32(const float *x, float *y, int32_t size, float lo, float hi);
+#endif /* TFC_INT8_ONLY */
 void tfc_requantize_s8(const int8_t *x, int8_t *y, int32_t size, const tfc_tensor_quant *q);
 
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 /* Per-axis conversions: the tensor is [outer, channels, inner]; per-tensor is channels == 1. */
 void tfc_quantize_f32_s8(const float *x, int8_t *y, int32_t outer, int32_t channels,
                          int32_t inner, const float *scale, const int32_t *zero_point);
@@ -174,27 +186,38 @@ void tfc_dequantize_s8_f32(const int8_t *x, float *y, int32_t outer, int32_t cha
                            int32_t inner, const float *scale, const int32_t *zero_point);
 void tfc_dequantize_s32_f32(const int32_t *x, float *y, int32_t outer, int32_t channels,
                             int32_t inner, const float *scale, const int32_t *zero_point);
+#endif /* TFC_INT8_ONLY */
 
 /* ---- pooling and means ------------------------------------------------------------------- */
 
 void tfc_maxpool2d_s8(const int8_t *x, int8_t *y, const tfc_window *g);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_maxpool2d_f32(const float *x, float *y, const tfc_window *g);
+#endif /* TFC_INT8_ONLY */
 void tfc_avgpool2d_s8(const int8_t *x, int8_t *y, const tfc_window *g, int32_t count_include_pad,
                       const tfc_tensor_quant *q);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_avgpool2d_f32(const float *x, float *y, const tfc_window *g, int32_t count_include_pad);
+#endif /* TFC_INT8_ONLY */
 void tfc_reduce_mean_s8(const int8_t *x, int8_t *y, const tfc_reduce_shape *s,
                         const tfc_tensor_quant *q);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_reduce_mean_f32(const float *x, float *y, const tfc_reduce_shape *s);
+#endif /* TFC_INT8_ONLY */
 
 /* ---- normalization ----------------------------------------------------------------------- */
 
 void tfc_layernorm_s8(const int8_t *x, int8_t *y, int32_t rows, int32_t cols,
                       const tfc_layernorm_quant *q);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_layernorm_f32(const float *x, const float *gamma, const float *beta, float *y,
                        int32_t rows, int32_t cols, float epsilon);
+#endif /* TFC_INT8_ONLY */
 void tfc_softmax_s8(const int8_t *x, const int32_t *exp_lut, int8_t *y, int32_t rows,
                     int32_t cols, int32_t output_zp, int32_t multiplier, int32_t shift);
+#ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_softmax_f32(const float *x, float *y, int32_t rows, int32_t cols);
+#endif /* TFC_INT8_ONLY */
 
 /* ---- data movement (any element type; sizes in bytes) -------------------------------------- */
 
