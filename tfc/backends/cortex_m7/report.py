@@ -94,6 +94,10 @@ def build_report(graph: Graph, m: LoweredModel, target: Target, *, code_bytes: i
         "code_bytes_estimate": code_estimate,
         "arena_bytes": m.arena_bytes, "arena_lower_bound_bytes": lower_bound,
         "arena_ratio": round(m.arena_bytes / lower_bound, 4) if lower_bound else None,
+        # Scratch the plan placed (shared between layers: the largest layer's need) and scratch a
+        # kernel asked for without declaring it, which sits after the planned arena.
+        "planned_scratch_bytes": max((int(op.attrs.get("scratch_bytes", 0)) for op in graph.ops),
+                                     default=0),
         "scratch_bytes": m.scratch_bytes, "io_bytes": io_bytes, "sram_bytes": sram,
         "budget": {"flash_bytes": target.flash_bytes, "sram_bytes": target.sram_bytes},
         "fits": flash <= target.flash_bytes and sram <= target.sram_bytes,
