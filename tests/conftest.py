@@ -73,3 +73,12 @@ class FileCheckItem(pytest.Item):
 
 class FileCheckFailure(Exception):
     """A RUN line exited non-zero: args are (command, its output)."""
+
+
+# -- tools outside Python (see tests/tool_requirements.py) --------------------------------------
+
+def pytest_runtest_setup(item):
+    from tool_requirements import require_tools
+
+    for mark in item.iter_markers("needs"):
+        require_tools(*mark.args)

@@ -3,7 +3,6 @@ with different prefixes linked into one program."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -15,8 +14,7 @@ from tfc.ir import interp
 
 from graphs import float_convnet, int8_convnet
 
-needs_m7 = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
-                              reason="arm-none-eabi-gcc is not installed (scripts/bootstrap.sh)")
+needs_m7 = pytest.mark.needs("arm-none-eabi-gcc")
 
 
 def _run_harness(exe, inputs: list[np.ndarray], out_specs) -> list[np.ndarray]:

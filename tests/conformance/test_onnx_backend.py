@@ -12,7 +12,6 @@ constant. Run-time float inputs stay inputs.
 from __future__ import annotations
 
 import re
-import shutil
 import unittest
 
 import numpy as np
@@ -26,7 +25,7 @@ from tfc.errors import UnsupportedOpError
 from tfc.ir import interp
 from tfc.ir.core import sanitize_name
 
-backend_test_module = pytest.importorskip("onnx.backend.test")
+import onnx.backend.test as backend_test_module
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +149,7 @@ def _node_tests(backend, include: str):
 OnnxBackendNodeModelTest = _node_tests(TfcBackend, rf"^test_({'|'.join(SUPPORTED_OPS)})(_.*)?_cpu$")
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="the host C build needs gcc")
+@pytest.mark.needs("gcc", "make")
 class OnnxBackendNodeModelTestC(_node_tests(TfcCBackend, rf"^({'|'.join(C_SUBSET)})_cpu$")):
     """The C subset: tfc.compile(precision="float32") + host build + run."""
 

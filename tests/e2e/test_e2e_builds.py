@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -22,8 +21,7 @@ def _make(outdir, goal: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
-                    reason="arm-none-eabi-gcc is not installed (scripts/bootstrap.sh installs it)")
+@pytest.mark.needs("arm-none-eabi-gcc")
 @pytest.mark.parametrize("case", M7_CASES, ids=case_id)
 def test_generated_c_builds_for_cortex_m7(compiled, case):
     c = compiled.get(*case)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
+
+from tool_requirements import require_tools
 
 from kernel_harness import HostKernels
 
 
 @pytest.fixture(scope="session")
 def kernels_host(tmp_path_factory) -> HostKernels:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed: the host kernel tests need a C compiler")
+    require_tools("gcc")
     os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=0")
     return HostKernels(tmp_path_factory.mktemp("kernels"))

@@ -22,15 +22,7 @@ from test_dense_fast import all_cases
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
-pytestmark = pytest.mark.slow
-
-try:
-    import unicorn  # noqa: F401
-except ImportError:  # pragma: no cover
-    unicorn = None
-
-if unicorn is None or not m7_build.toolchain_available():
-    pytest.skip("needs arm-none-eabi-gcc and unicorn", allow_module_level=True)
+pytestmark = [pytest.mark.slow, pytest.mark.needs("arm-none-eabi-gcc", "unicorn")]
 
 
 @pytest.mark.parametrize("portable", [False, True], ids=["dsp", "portable"])

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernel_harness import (Case, f32_type, i8_type, one_op_graph, random_f32, random_i8,
-                            requant_pair)
+from kernel_harness import Case, f32_type, i8_type, one_op_graph, random_f32, random_i8
 from tfc.ir.quant_math import (scaled_layernorm_eps_q, scaled_layernorm_params,
                                softmax_exp_lut, softmax_params)
 

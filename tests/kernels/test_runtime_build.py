@@ -5,12 +5,13 @@ models link together; and lowering rejects what no kernel computes with a one-li
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tool_requirements import require_tools
 
 from kernel_harness import HarnessContext, f32_type, i8_type, one_op_graph
 from tfc.backends.cortex_m7 import kernels
@@ -38,8 +39,7 @@ def _compile(cc: str, flags: list[str], out_dir: Path, namespace: str = "") -> l
 
 
 def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed; install the Arm GNU toolchain to run this check")
+    require_tools(tool)
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,19 @@ small hand-written C images once per session."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tool_requirements import require_tools
+
 from tfc.backends.cortex_m7 import m7_build
 
-try:
-    import unicorn  # noqa: F401
-except ImportError:  # pragma: no cover - unicorn is a test dependency
-    unicorn = None
 
-if unicorn is None or not m7_build.toolchain_available() or shutil.which("gcc") is None:
-    pytest.skip("needs arm-none-eabi-gcc, gcc and unicorn", allow_module_level=True)
+
+@pytest.fixture(autouse=True)
+def _m7_tools():
+    require_tools("arm-none-eabi-gcc", "gcc", "unicorn")
 
 
 @pytest.fixture(scope="session")

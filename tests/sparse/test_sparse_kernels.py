@@ -10,7 +10,6 @@ import pytest
 
 from sparse_util import (Layer, assert_bit_exact, compile_layers, conv_layer, depthwise_layer,
                          layers_graph, linear_layer, random_inputs)
-from tfc.backends.cortex_m7.m7_build import toolchain_available
 
 
 def _long_gap_linear(rng) -> Layer:
@@ -76,7 +75,7 @@ def test_host_bit_exact(compiled):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc is not installed")
+@pytest.mark.needs("arm-none-eabi-gcc", "unicorn")
 def test_emulated_m7_bit_exact(compiled):
     graph, outdir, _, inputs = compiled
     assert_bit_exact(graph, outdir, inputs, on="m7")

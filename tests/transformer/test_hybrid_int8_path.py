@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tool_requirements import require_tools
+
 import tfc
 from tfc.backends.cortex_m7 import m7_build
 from tfc.ir import interp
@@ -25,8 +27,7 @@ _FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
 
 @pytest.fixture(scope="module")
 def hybrid(tmp_path_factory):
-    if not m7_build.toolchain_available():
-        pytest.skip("needs arm-none-eabi-gcc")
+    require_tools("arm-none-eabi-gcc")
     art = tfc.compile(EXAMPLE / "model.onnx", calib=EXAMPLE / "calib.npz", name="hybrid")
     return art, art.write(tmp_path_factory.mktemp("hybrid") / "hybrid")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -85,8 +84,7 @@ def _guarded_run(outdir: Path, x: np.ndarray) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary)], input=x.tobytes(), capture_output=True, timeout=300)
 
 
-needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
-                               reason="needs gcc and make")
+needs_gcc = pytest.mark.needs("gcc", "make")
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tfc.ir import (DTYPES, OPS, Builder, DenseAttr, Graph, Quant, TensorType, parse, print_graph,
+from tfc.ir import (DTYPES, OPS, Builder, Graph, Quant, TensorType, parse, print_graph,
                     structural_diff, verify_graph)
 from tfc.ir.printer import format_float, format_type
 
