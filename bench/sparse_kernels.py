@@ -94,7 +94,7 @@ def pruned_hybrid(sparsity: float, workdir: Path) -> str:
 
     sys.path.insert(0, str(ROOT / "bench"))
     from models import compile_model, profile_on_m7
-    from test_pruned_hybrid import prune_onnx
+    from tfc.sparse import prune_onnx
 
     dense_model = onnx.load(ROOT / "tests" / "models" / "hybrid" / "ts17.onnx")
     rows = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -21,18 +21,17 @@ from tfc.ir.types import TensorType, dtype_of_numpy
 class DenseAttr:
     """A constant tensor held as a read-only numpy array.
 
-    `resource` is the name of its blob in the text form's `resources` section; the printer picks
-    one when it is None. Two DenseAttrs are equal when dtype, shape and bytes are equal.
+    In the text form a large one is a blob in the `resources` section, named after its const's
+    result. Two DenseAttrs are equal when dtype, shape and bytes are equal.
     """
 
-    __slots__ = ("array", "resource")
+    __slots__ = ("array",)
 
-    def __init__(self, array: np.ndarray, resource: str | None = None):
+    def __init__(self, array: np.ndarray):
         arr = np.asarray(array, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         dtype_of_numpy(arr.dtype)  # rejects dtypes the IR does not have
         arr.setflags(write=False)
         self.array = arr
-        self.resource = resource
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, DenseAttr) and self.array.dtype == other.array.dtype
@@ -386,8 +385,3 @@ def const_value(v: Value) -> np.ndarray | None:
     if v.producer is not None and v.producer.name == "const":
         return v.producer.attrs["value"].array
     return None
-
-
-def map_ops(graph: Graph, fn: Callable[[Op], None], name: str | None = None) -> None:
-    for op in graph.walk(name):
-        fn(op)

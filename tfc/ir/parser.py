@@ -323,7 +323,7 @@ class _Reader:
                                      f"{type.nbytes}")
         little = np.frombuffer(blob, dtype=type.np_dtype.newbyteorder("<"))
         array = little.astype(type.np_dtype).reshape(type.shape)
-        return DenseAttr(array, resource=name)
+        return DenseAttr(array)
 
     # -- types -----------------------------------------------------------------------------------
     def read_type(self, tree: Tree) -> TensorType:

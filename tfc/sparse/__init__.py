@@ -7,6 +7,7 @@ Public (used by the sparse-storage pass, the Cortex-M7 backend and nas/):
     stream = sparse.encode(rows, block=4)            # BrleStream: (d, v1..vb) records
     assert (sparse.decode(stream) == rows).all()
     choice = sparse.choose_storage(w_ohwi, "conv")   # dense or brle, block, ρ, η, measured ratio
+    pruned = sparse.prune_onnx(model, 0.7, block=4)  # a whole ONNX model, block-pruned by magnitude
 
 The NAS exporter may fix a tensor's block size with the ONNX initializer metadata key
 `BLOCK_HINT_KEY` (value "2" or "4"); see docs/sparse.md.
@@ -16,6 +17,7 @@ from tfc.sparse.choice import (CROSSOVER_DENSITY, PREFERENCES, StorageChoice, ca
                                element_sparsity)
 from tfc.sparse.codec import (MAX_SKIP, BrleStream, block_sparsity, decode, encode, encoded_nbytes,
                               predicted_eta, walk_rows)
+from tfc.sparse.onnx_prune import prune_onnx
 
 BLOCK_HINT_KEY = "tfc.sparse.block"
 
@@ -44,4 +46,4 @@ def prune_blocks(weights, walk: str, block: int, sparsity: float):
 
 __all__ = ["BLOCK_HINT_KEY", "CROSSOVER_DENSITY", "MAX_SKIP", "PREFERENCES", "BrleStream", "StorageChoice",
            "block_sparsity", "candidate_blocks", "choose_storage", "decode", "element_sparsity",
-           "encode", "encoded_nbytes", "predicted_eta", "prune_blocks", "walk_rows"]
+           "encode", "encoded_nbytes", "predicted_eta", "prune_blocks", "prune_onnx", "walk_rows"]
