@@ -71,6 +71,7 @@ class ImportContext:
         # id from being reused by another one.
         self._const_values: dict[int, tuple[np.ndarray, Value]] = {}
         self.array_names: dict[int, tuple[np.ndarray, str]] = {}  # id(array) -> its ONNX name
+        self.block_hints: dict[str, int] = {}  # ONNX initializer name -> the NAS block-size hint
         self.preferred_names: list[tuple[Value, str]] = []  # applied if free after the import
 
     # -- errors -------------------------------------------------------------------------------
@@ -112,7 +113,10 @@ class ImportContext:
         except ValueError:
             raise self.unsupported(f"constant '{hint}' has dtype {array.dtype}, which tfc cannot "
                                    "store", "only float32/int8/int32 tensors reach the IR") from None
-        value = self._builder.const(array, hint, quant=quant)
+        attrs = {}
+        if named is not None and named[0] is item and named[1] in self.block_hints:
+            attrs["block"] = self.block_hints[named[1]]
+        value = self._builder.const(array, hint, quant=quant, **attrs)
         value.producer.loc = self.node.label if self.node else None
         if quant is None:
             self._const_values[id(item)] = (item, value)
@@ -214,6 +218,9 @@ def import_onnx(path_or_model, name: str | None = None) -> Graph:
     for tensor in onnx_graph.initializer:
         env[tensor.name] = array = _to_array(tensor)
         ctx.array_names[id(array)] = (array, tensor.name)
+        hint = _block_hint(tensor, label)
+        if hint is not None:
+            ctx.block_hints[tensor.name] = hint
     for value_info in onnx_graph.input:
         if value_info.name not in initializers:
             env[value_info.name] = graph.add_input(_input_type(value_info, label), value_info.name)
@@ -270,6 +277,21 @@ def _import_node(ctx: ImportContext, proto: onnx.NodeProto, env: dict[str, Item]
             env[out_name] = item
             if isinstance(item, np.ndarray):
                 ctx.array_names[id(item)] = (item, out_name)
+
+
+def _block_hint(tensor: onnx.TensorProto, label: str) -> int | None:
+    """The block size a NAS exporter fixed for this weight (metadata `tfc.sparse.block`), if any."""
+    from tfc.sparse import BLOCK_HINT_KEY, HINTABLE_BLOCKS
+
+    for prop in tensor.metadata_props:
+        if prop.key != BLOCK_HINT_KEY:
+            continue
+        if prop.value.strip() not in {str(b) for b in HINTABLE_BLOCKS}:
+            raise FrontendError(f"{label}: initializer '{tensor.name}' has metadata "
+                                f"{BLOCK_HINT_KEY}={prop.value!r}; the block size must be one of "
+                                f"{', '.join(map(str, HINTABLE_BLOCKS))} (or drop the key)")
+        return int(prop.value)
+    return None
 
 
 def _to_array(tensor: onnx.TensorProto) -> np.ndarray:

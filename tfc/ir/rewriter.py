@@ -71,6 +71,20 @@ def erase_dead_ops(graph: Graph) -> bool:
     return changed
 
 
+HINT_ATTRS = ("block",)  # what a weight keeps when a pass rewrites its data (the NAS block hint)
+_HINT_CARRIERS = ("dequantize", "quantize", "transpose", "reshape")
+
+
+def const_hints(v: Value) -> dict:
+    """The hint attributes of the const behind `v`, looking through Q/DQ and movement ops."""
+    while v.producer is not None and v.producer.name in _HINT_CARRIERS and v.producer.operands:
+        v = v.producer.operands[0]
+    producer = v.producer
+    if producer is None or producer.name != "const":
+        return {}
+    return {key: producer.attrs[key] for key in HINT_ATTRS if key in producer.attrs}
+
+
 def make_const(graph: Graph, before: Op, array: np.ndarray, name: str,
                type: TensorType | None = None, **attrs) -> Value:
     """A new `const` op placed before `before`. `type` keeps a quantization; its dtype wins."""

@@ -21,6 +21,7 @@ import numpy as np
 from tfc.errors import PassError
 from tfc.ir.core import Builder, Graph, Op, Value, sanitize_name
 from tfc.ir.quant_math import quantize_float
+from tfc.ir.rewriter import const_hints
 from tfc.ir.types import Quant
 from tfc.passes import register_pass
 from tfc.passes.quant_rules import (DATA_MOVEMENT_OPS, SOFTMAX_OUTPUT_QUANT, activation_quant,
@@ -190,7 +191,8 @@ def _quantize_weights(graph: Graph, params: dict[int, Quant]) -> None:
             continue
         b = Builder(graph, insert_before=op, loc=op.loc)
         w_q, w_quant = symmetric_per_channel(w, axis=0)
-        op.set_operand(1, _dequantized_const(b, w_q, w_quant, op.operands[1].name))
+        op.set_operand(1, _dequantized_const(b, w_q, w_quant, op.operands[1].name,
+                                             **const_hints(op.operands[1])))
         if len(op.operands) > 2:
             bias = float_const(op.operands[2])
             if bias is not None:
@@ -222,8 +224,9 @@ def _quantize_other_consts(graph: Graph) -> None:
                                                  v.name))
 
 
-def _dequantized_const(b: Builder, array: np.ndarray, quant: Quant, name: str) -> Value:
-    q = b.const(array, f"{name}_q", quant)
+def _dequantized_const(b: Builder, array: np.ndarray, quant: Quant, name: str,
+                       **hints) -> Value:
+    q = b.const(array, f"{name}_q", quant, **hints)
     return b.op("dequantize", [q], name_hint=f"{name}_dq")
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from tfc.ir.core import Graph, Op, attrs_equal, const_value
 from tfc.ir.quant_math import quantize_multiplier
-from tfc.ir.rewriter import erase_dead_ops, make_const, replace_value
+from tfc.ir.rewriter import const_hints, erase_dead_ops, make_const, replace_value
 from tfc.pipeline import Pass
 
 # Folding these would erase information later passes rely on (see the module docstring).
@@ -179,7 +179,8 @@ def fold_constant_op(graph: Graph, op: Op) -> bool:
 
     results = run_op(op, list(arrays))
     for r, array in zip(list(op.results), results):
-        new = make_const(graph, op, array, r.name, r.type)
+        hints = const_hints(op.operands[0]) if op.name in ("transpose", "reshape") else {}
+        new = make_const(graph, op, array, r.name, r.type, **hints)
         replace_value(graph, r, new, keep_name=True)
     _erase_if_dead(graph, op)
     return True

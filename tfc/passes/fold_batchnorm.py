@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfc.ir.core import Builder, Graph, Op, const_value
-from tfc.ir.rewriter import erase_dead, make_const, rename, replace_value, single_user
+from tfc.ir.rewriter import const_hints, erase_dead, make_const, rename, replace_value, single_user
 from tfc.pipeline import Pass
 
 
@@ -77,7 +77,8 @@ def fold_into_producer(graph: Graph, bn: Op, a: np.ndarray, c: np.ndarray) -> bo
     # Weights are [O, ...] in every layout (OIHW, OHWI, [out, in]): scale along axis 0.
     scale = a.reshape((-1,) + (1,) * (weights.ndim - 1))
     new_w = make_const(graph, producer, weights.astype(np.float64) * scale,
-                       producer.operands[1].name, producer.operands[1].type)
+                       producer.operands[1].name, producer.operands[1].type,
+                       **const_hints(producer.operands[1]))
     new_b = make_const(graph, producer, bias.astype(np.float64) * a + c, f"{x.name}_bias",
                        producer.operands[1].type.with_shape(a.shape).with_quant(None))
     old_w = producer.operands[1].producer

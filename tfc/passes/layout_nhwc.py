@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfc.ir.core import Builder, Graph, Op, Value, const_value
-from tfc.ir.rewriter import erase_dead, make_const, rename, transpose_quant, transposed_type
+from tfc.ir.rewriter import const_hints, erase_dead, make_const, rename, transpose_quant, transposed_type
 from tfc.passes.canonicalize import merge_transposes, remove_identity
 from tfc.pipeline import Pass
 
@@ -58,7 +58,8 @@ def transpose(graph: Graph, before: Op, x: Value, perm: list[int], name: str) ->
     array = const_value(x)
     result_type = transposed_type(x.type, perm)
     if array is not None:
-        return make_const(graph, before, np.transpose(array, perm), name, result_type)
+        return make_const(graph, before, np.transpose(array, perm), name, result_type,
+                          **const_hints(x))
     op = Builder(graph, insert_before=before, loc=before.loc).create(
         "transpose", [x], {"perm": list(perm)}, [result_type], name)
     return op.result

@@ -24,6 +24,7 @@ from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Builder, Graph, Op, Value, const_value
 from tfc.ir.ops import infer_types
 from tfc.ir.quant_math import MEAN_EXTRA_BITS, quantize_float
+from tfc.ir.rewriter import const_hints
 from tfc.ir.types import Quant, TensorType
 from tfc.passes import register_pass
 from tfc.passes.quant_rules import (INT8_MAX, INT8_MIN, activation_bounds, activation_quant,
@@ -168,14 +169,15 @@ def _weights(isl: Island, i: int, out_channels_axis: int = 0, transpose: bool = 
             scales = list(q.scale) * n_out if q.axis is None else list(q.scale)
             if transpose or q.axis not in (None, 0):
                 quant = Quant(tuple(scales), (0,) * n_out, 0)
-                return isl.b.const(np.ascontiguousarray(codes), f"{src.name}_t", quant), scales
+                return (isl.b.const(np.ascontiguousarray(codes), f"{src.name}_t", quant,
+                                    **const_hints(src)), scales)
             return src, scales
     real = real_const(isl.op.operands[i])
     if real is None:
         return f"weights %{isl.op.operands[i].name} are not a constant"
     real = real.T if transpose else real
     codes, quant = symmetric_per_channel(real, axis=0)
-    return isl.b.const(codes, f"{src.name}_q", quant), list(quant.scale)
+    return isl.b.const(codes, f"{src.name}_q", quant, **const_hints(src)), list(quant.scale)
 
 
 def _bias(isl: Island, i: int, scales: np.ndarray) -> Value | str:
@@ -375,7 +377,8 @@ def _fold_quantized_consts(graph: Graph) -> None:
             shape[quant.axis] = -1
             scale, zp = scale.reshape(shape), zp.reshape(shape)
         codes = np.clip(np.rint(arr / scale) + zp, INT8_MIN, INT8_MAX).astype(np.int8)
-        c = Builder(graph, insert_before=q).const(codes, q.result.name, quant)
+        c = Builder(graph, insert_before=q).const(codes, q.result.name, quant,
+                                                  **const_hints(q.operands[0]))
         graph.replace_all_uses_with(q.result, c)
         graph.erase(q)
 

@@ -20,6 +20,7 @@ from tfc.sparse.codec import (MAX_SKIP, BrleStream, block_sparsity, decode, enco
 from tfc.sparse.onnx_prune import prune_onnx
 
 BLOCK_HINT_KEY = "tfc.sparse.block"
+HINTABLE_BLOCKS = (2, 4)  # along input channels; depthwise always uses b = kernel width
 
 
 def prune_blocks(weights, walk: str, block: int, sparsity: float):
@@ -44,6 +45,7 @@ def prune_blocks(weights, walk: str, block: int, sparsity: float):
     return np.where(mask.reshape(w.shape), w, np.zeros_like(w))
 
 
-__all__ = ["BLOCK_HINT_KEY", "CROSSOVER_DENSITY", "MAX_SKIP", "PREFERENCES", "BrleStream", "StorageChoice",
+__all__ = ["BLOCK_HINT_KEY", "HINTABLE_BLOCKS", "CROSSOVER_DENSITY", "MAX_SKIP", "PREFERENCES",
+           "BrleStream", "StorageChoice",
            "block_sparsity", "candidate_blocks", "choose_storage", "decode", "element_sparsity",
            "encode", "encoded_nbytes", "predicted_eta", "prune_blocks", "prune_onnx", "walk_rows"]

@@ -56,7 +56,7 @@ def _layer(op: Op) -> dict:
     if main is not None and _const_operand(main) is not None:
         const = storage_root(main).producer
         storage = "sparse" if const.attrs.get("storage") == "brle" else "dense"
-        block = const.attrs.get("block")
+        block = const.attrs.get("block") if storage == "sparse" else None
         w = const.attrs["value"].array
         sparsity = round(float(np.count_nonzero(w == 0)) / max(1, w.size), 4)
         sparse_fields = sparse_layer_fields(op, const)
