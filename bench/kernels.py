@@ -33,7 +33,7 @@ from tfc.backends.cortex_m7.emulator import M7Emulator, profile_dict  # noqa: E4
 from tfc.backends.cortex_m7.host_run import load_report  # noqa: E402
 from tfc.ir import interp  # noqa: E402
 from tfc.ir.core import Builder, Graph  # noqa: E402
-from tfc.ir.quant_math import quantize_multiplier  # noqa: E402
+from tfc.ir.quant_math import add_multipliers, quantize_multiplier  # noqa: E402
 from tfc.ir.types import Quant, TensorType  # noqa: E402
 
 SECTION = "## Dense int8 kernels on the emulated Cortex-M7"
@@ -77,26 +77,32 @@ def linear(tokens, k, n):
     return build
 
 
-def attention_matmul(heads, m, k, n):
+def attention_matmul(heads, m, k, n, split_heads=False):
+    """[heads, m, k] @ [heads, k, n]; `split_heads`: the operands stay token-major as the
+    projections wrote them ([m, heads, k] and [n, heads, k], i.e. K^T) and the result is written
+    back token-major ([m, heads, n]), the multi-head split/merge read and written in place."""
     def build(b: Builder, rng):
-        a = b.graph.add_input(_qtype((1, heads, m, k), zp=-5), "q")
-        c = b.graph.add_input(_qtype((1, heads, k, n), zp=7), "kt")
         mult, shift = quantize_multiplier(0.01 / np.sqrt(k))
-        return b.op("matmul", [a, c], name_hint="layer", a_zp=-5, b_zp=7, output_zp=1,
-                    multiplier=mult, shift=shift, act_min=-128, act_max=127)
+        attrs = dict(a_zp=-5, b_zp=7, output_zp=1, multiplier=mult, shift=shift,
+                     act_min=-128, act_max=127)
+        if split_heads:
+            a = b.graph.add_input(_qtype((1, m, heads, k), zp=-5), "q")
+            c = b.graph.add_input(_qtype((1, n, heads, k), zp=7), "k")
+            attrs.update(a_perm=[0, 2, 1, 3], b_perm=[0, 2, 3, 1], y_perm=[0, 2, 1, 3])
+        else:
+            a = b.graph.add_input(_qtype((1, heads, m, k), zp=-5), "q")
+            c = b.graph.add_input(_qtype((1, heads, k, n), zp=7), "kt")
+        return b.op("matmul", [a, c], name_hint="layer", **attrs)
     return build
 
 
-def add(h, w, c):
+def add(h, w, c, channel_broadcast=False):
     def build(b: Builder, rng):
         a = b.graph.add_input(_qtype((1, h, w, c), zp=-5), "a")
-        d = b.graph.add_input(_qtype((1, h, w, c), zp=9), "d")
-        am, ash = quantize_multiplier(0.5)
-        bm, bsh = quantize_multiplier(0.45)
-        om, osh = quantize_multiplier(1 / (1 << 20) * 2.1)
-        return b.op("add", [a, d], name_hint="layer", a_zp=-5, b_zp=9, output_zp=2, left_shift=20,
-                    a_multiplier=am, a_shift=ash, b_multiplier=bm, b_shift=bsh,
-                    output_multiplier=om, output_shift=osh, act_min=-128, act_max=127)
+        d = b.graph.add_input(_qtype((c,) if channel_broadcast else (1, h, w, c), zp=9), "d")
+        am, bm, shift = add_multipliers(0.5 * 2.1, 0.45 * 2.1)
+        return b.op("add", [a, d], name_hint="layer", a_zp=-5, b_zp=9, output_zp=2,
+                    a_multiplier=am, b_multiplier=bm, shift=shift, act_min=-128, act_max=127)
     return build
 
 
@@ -137,7 +143,13 @@ LAYERS = [
     Layer("FC 64 tokens x 64->192", linear(64, 64, 192), 2.66),
     Layer("FC 64 tokens x 192->64", linear(64, 192, 64), 2.14),
     Layer("attention matmul 4 heads 64x16 @ 16x64", attention_matmul(4, 64, 16, 64), None),
+    Layer("attention Q.K^T 2 heads 64x16 @ 16x64, heads split in place",
+          attention_matmul(2, 64, 16, 64, split_heads=True), None),
+    Layer("attention A.V 2 heads 64x64 @ 64x16", attention_matmul(2, 64, 64, 16), None),
+    Layer("matmul 128x64 @ 64x128", attention_matmul(1, 128, 64, 128), None),
     Layer("add 16x16x64", add(16, 16, 64), None, "element"),
+    Layer("add 16x16x64 + [64] (channel broadcast)", add(16, 16, 64, channel_broadcast=True), None,
+          "element"),
     Layer("maxpool 2x2 16x16x64", pool(16, 16, 64, "maxpool2d"), None, "element"),
     Layer("avgpool 2x2 16x16x64", pool(16, 16, 64, "avgpool2d"), None, "element"),
     Layer("requantize 16x16x64", requantize(16, 16, 64), None, "element"),

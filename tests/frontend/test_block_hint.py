@@ -44,7 +44,7 @@ def _sparse_blocks(model) -> list[int]:
 
 @pytest.fixture(scope="module")
 def pruned():
-    return sparse.prune_onnx(onnx.load(MODELS / "ts17.onnx"), 0.8, block=4)
+    return sparse.prune_onnx(onnx.load(MODELS / "ts17.onnx"), 0.8, block=4, hint=False)
 
 
 def test_without_hint_the_pass_detects_block_4(pruned):
@@ -72,3 +72,13 @@ def test_bad_hint_is_a_one_line_error_naming_the_initializer(pruned):
                        r"'8'; the block size must be one of 2, 4") as info:
         import_onnx(hinted)
     assert "\n" not in str(info.value)
+
+
+def test_prune_onnx_writes_the_hint_it_pruned_with():
+    model = onnx.load(MODELS / "ts17.onnx")
+    pruned = sparse.prune_onnx(model, 0.8, block=2)
+    hinted = {t.name for t in pruned.graph.initializer
+              if any(p.key == sparse.BLOCK_HINT_KEY and p.value == "2" for p in t.metadata_props)}
+    assert len(hinted) >= 6
+    blocks = _sparse_blocks(pruned)
+    assert len(blocks) >= 6 and set(blocks) == {2}

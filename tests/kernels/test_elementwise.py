@@ -8,6 +8,7 @@ import pytest
 
 from kernel_harness import (Case, f32_type, i8_type, one_op_graph, random_f32, random_i8,
                             requant_pair)
+from tfc.ir.quant_math import add_multipliers
 from tfc.ir.types import Quant, TensorType
 
 # Shape pairs that exercise every broadcast path: equal, scalar, trailing, leading, middle, both.
@@ -24,19 +25,13 @@ BROADCASTS = [
 
 
 def _add_attrs(rng):
-    """TFLite add parameters for random input/output scales."""
+    """Integer add parameters (quant_math.add_multipliers) for random input/output scales."""
     s_a, s_b, s_y = (float(s) for s in rng.uniform(0.01, 0.1, size=3))
     zps = [int(z) for z in rng.integers(-20, 20, size=3)]
-    left_shift = 20
-    twice_max = 2 * max(s_a, s_b)
-    a_m, a_s = requant_pair(s_a / twice_max)
-    b_m, b_s = requant_pair(s_b / twice_max)
-    o_m, o_s = requant_pair(twice_max / ((1 << left_shift) * s_y))
+    a_m, b_m, shift = add_multipliers(s_a / s_y, s_b / s_y)
     lo, hi = (int(v) for v in sorted(rng.integers(-128, 128, size=2)))
-    attrs = dict(a_zp=zps[0], b_zp=zps[1], output_zp=zps[2], left_shift=left_shift,
-                 a_multiplier=a_m, a_shift=a_s, b_multiplier=b_m, b_shift=b_s,
-                 output_multiplier=o_m, output_shift=o_s, act_min=min(lo, -100),
-                 act_max=max(hi, 100))
+    attrs = dict(a_zp=zps[0], b_zp=zps[1], output_zp=zps[2], a_multiplier=a_m, b_multiplier=b_m,
+                 shift=shift, act_min=min(lo, -100), act_max=max(hi, 100))
     return attrs, (s_a, zps[0]), (s_b, zps[1])
 
 

@@ -72,3 +72,26 @@ def test_rounding_divide_and_isqrt(kernels_host):
     got = np.frombuffer(kernels_host.run_program(source), dtype=np.int64)
     np.testing.assert_array_equal(got[:len(nums)], quant_math.rounding_divide(nums, dens))
     np.testing.assert_array_equal(got[len(nums):], [math.isqrt(int(v)) for v in roots])
+
+
+def test_high_word_requantize_matches_mbqm_plus_zero_point(kernels_host):
+    """The fast kernels' two-instruction form, on every shift it accepts and extreme inputs."""
+    rng = np.random.default_rng(53)
+    shifts = np.repeat(np.arange(-2 - quant_math.HIGH_WORD_MAX_K + 1, -1), 150)
+    multipliers = rng.integers(1 << 30, 1 << 31, shifts.size)
+    multipliers[::5] = -multipliers[::5]
+    xs = rng.integers(INT32_MIN, INT32_MAX, shifts.size, endpoint=True)
+    xs[::7] = INT32_MIN
+    xs[1::7] = INT32_MAX
+    zps = rng.integers(-128, 128, shifts.size)
+    params = np.concatenate([quant_math.high_word_requant(m, s, zp)
+                             for m, s, zp in zip(multipliers, shifts, zps)])
+    assert quant_math.high_word_requant([1 << 30], [-1], 0) is None  # k = 0 takes the slow path
+    source = ('#include <stdio.h>\n#include "tfc_runtime.h"\n'
+              + _c_array("xs", "int32_t", xs) + _c_array("ps", "int32_t", params.reshape(-1))
+              + "int main(void) {\n  for (size_t i = 0; i < sizeof xs / sizeof xs[0]; ++i) {\n"
+              "    int32_t y = tfc_requantize_high_word(xs[i], ps + 3 * i);\n"
+              "    fwrite(&y, sizeof y, 1, stdout);\n  }\n  return 0;\n}\n")
+    got = np.frombuffer(kernels_host.run_program(source), dtype=np.int32)
+    want = quant_math.multiply_by_quantized_multiplier(xs, multipliers, shifts) + zps
+    np.testing.assert_array_equal(got, want)

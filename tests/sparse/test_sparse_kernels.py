@@ -22,6 +22,38 @@ def _long_gap_linear(rng) -> Layer:
     return Layer("linear", layer.x_shape, w, layer.bias, layer.attrs)
 
 
+def _with_requant(layer: Layer, *, shift: int | None = None, relu: bool = False,
+                  output_zp: int | None = None) -> Layer:
+    """The layer with other requantization: a fixed shift (>= -1 takes the kernels' generic
+    tfc_requantize, below it the short SMMLA form), an activation range narrower than int8
+    (the clamping form), or another output zero point."""
+    attrs = dict(layer.attrs)
+    if shift is not None:
+        attrs["shift"] = [shift] * len(attrs["shift"])
+    if output_zp is not None:
+        attrs["output_zp"] = output_zp
+    if relu:
+        attrs["act_min"], attrs["act_max"] = attrs["output_zp"], 100
+    return Layer(layer.kind, layer.x_shape, layer.weights, layer.bias, attrs)
+
+
+def _requant_cases(rng) -> list[Layer]:
+    layers = []
+    for block in (2, 4):
+        conv = conv_layer(rng, 5, 6, 8, 6, sparsity=0.5, block=block)
+        linear = linear_layer(rng, 6, 16, 12, sparsity=0.5, block=block)
+        layers += [_with_requant(conv, relu=True), _with_requant(linear, relu=True),
+                   _with_requant(conv, shift=-1), _with_requant(linear, shift=0, relu=True),
+                   _with_requant(conv, shift=-26, output_zp=-100),  # |2^24 + zp * 2^25| > 2^30: generic
+                   _with_requant(linear, shift=-12, output_zp=127)]
+    # A pruned-away output channel with a large multiplier (shift >= -1) beside short ones.
+    pruned = linear_layer(rng, 5, 16, 6, sparsity=0.3, block=4)
+    pruned.weights[2] = 0
+    pruned.attrs["shift"][2] = 1
+    layers.append(pruned)
+    return layers
+
+
 def _cases(rng) -> list[Layer]:
     layers = []
     for block in (2, 4):
@@ -40,7 +72,9 @@ def _cases(rng) -> list[Layer]:
     layers.append(_long_gap_linear(rng))
     all_zero = conv_layer(rng, 4, 4, 8, 4, sparsity=1.0, block=4)  # bias only
     layers.append(all_zero)
-    return layers
+    layers.append(conv_layer(rng, 1, 3, 8, 5, sparsity=0.5, block=4))  # fewer pixels than a group
+    layers.append(linear_layer(rng, 1, 24, 6, sparsity=0.5, block=2))  # one token
+    return layers + _requant_cases(rng)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +99,8 @@ def test_every_pruned_weight_is_stored_brle(compiled):
             assert layer["ratio"] == pytest.approx(
                 layer["dense_weight_bytes"] / max(layer["stored_weight_bytes"], 1), rel=1e-3)
     model_c = (compiled[1] / "model.c").read_text()
+    # Both requantization forms are exercised: some layers prove the short one, some do not.
+    assert ".short_requant = 1" in model_c and ".short_requant = 0" in model_c
     for kernel in ("tfc_conv2d_brle_s8(", "tfc_depthwise_brle_s8(", "tfc_linear_brle_s8("):
         assert kernel in model_c
 

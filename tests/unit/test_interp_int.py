@@ -13,9 +13,9 @@ from tfc.errors import UnsupportedOpError
 from tfc.ir import interp
 from tfc.ir.core import Builder, Graph
 from tfc.ir.ops import infer_types
-from tfc.ir.quant_math import (INT32_MAX, INT32_MIN, isqrt64, multiply_by_quantized_multiplier,
-                               quantize_multiplier, rounding_divide, rounding_divide_by_pot,
-                               saturating_rounding_doubling_high_mul, softmax_exp_lut)
+from tfc.ir.quant_math import (INT32_MAX, INT32_MIN, add_multipliers, isqrt64,
+                               multiply_by_quantized_multiplier, quantize_multiplier,
+                               rounding_divide, softmax_exp_lut)
 from tfc.ir.types import Quant, TensorType
 
 
@@ -36,36 +36,31 @@ def test_quantize_multiplier(real, expected):
     assert quantize_multiplier(real) == expected
 
 
-@pytest.mark.parametrize("a,b,expected", [
-    (1 << 30, 1 << 30, 1 << 29),
-    (3, 1 << 30, 2), (-3, 1 << 30, -1),      # gemmlowp: ties round up, 1.5 -> 2, -1.5 -> -1
-    (1, 1 << 30, 1), (-1, 1 << 30, 0),       # 0.5 -> 1, -0.5 -> 0
-    (-5, 1 << 29, -1),                       # -1.25 -> -1
-    (5, 1 << 29, 1),                         # 1.25 rounds down
-    (INT32_MIN, INT32_MIN, INT32_MAX),       # the one overflow saturates
-])
-def test_srdhm(a, b, expected):
-    assert int(saturating_rounding_doubling_high_mul(a, b)) == expected
-
-
-@pytest.mark.parametrize("x,exponent,expected", [
-    (5, 1, 3), (-5, 1, -3), (4, 1, 2), (7, 2, 2), (-6, 2, -2), (6, 2, 2), (-7, 2, -2), (5, 0, 5),
-])
-def test_rounding_divide_by_pot(x, exponent, expected):
-    assert int(rounding_divide_by_pot(x, exponent)) == expected
-
-
 @pytest.mark.parametrize("x,real,expected", [
     (100, 0.25, 25), (10, 0.3, 3), (3, 4.0, 12),
-    (3, 1.5, 5), (-3, 1.5, -4), (7, 0.5, 4), (-7, 0.5, -3),  # SRDHM ties round up
-    (-9, 0.25, -2),        # SRDHM(-9, 2^30) = -4.5 -> -4, then -4 / 2 = -2
-    (-10, 0.25, -3),       # -5 / 2 = -2.5 rounds away from zero in the shift
-    (1000, 1 / 3, 334),    # double rounding: 666.67 -> 667, 667 / 2 = 333.5 -> 334
-    (-1000, -1 / 3, 334),
+    (3, 1.5, 5), (-3, 1.5, -4), (7, 0.5, 4), (-7, 0.5, -3),  # ties round up: 4.5 -> 5, -4.5 -> -4
+    (-9, 0.25, -2),        # -2.25
+    (-10, 0.25, -2),       # -2.5 rounds up (gemmlowp's two roundings gave -3)
+    (1000, 1 / 3, 333),    # one rounding of 333.33 (gemmlowp: 666.67 -> 667, 333.5 -> 334)
+    (-1000, -1 / 3, 333),
+    (1 << 30, 0.75, 805306368), (-(1 << 30), 0.75, -805306368),
+    ((1 << 31) - 1, 8.0, (1 << 31) - 1), (-(1 << 31), 8.0, -(1 << 31)),  # saturates to int32
+    (12345, 2.0 ** -20, 0), (-12345, 2.0 ** -14, -1),  # shift far right: -0.75 -> -1
 ])
 def test_mbqm(x, real, expected):
     multiplier, shift = quantize_multiplier(real)
     assert int(multiply_by_quantized_multiplier(x, multiplier, shift)) == expected
+
+
+def test_mbqm_is_the_rounded_exact_product():
+    rng = np.random.default_rng(0)
+    xs = rng.integers(-(1 << 31), 1 << 31, 2000)
+    multipliers = rng.integers(1 << 30, 1 << 31, 2000)
+    shifts = rng.integers(-31, 1, 2000)
+    got = multiply_by_quantized_multiplier(xs, multipliers, shifts)
+    for x, m, s, y in zip(xs.tolist(), multipliers.tolist(), shifts.tolist(), got.tolist()):
+        t = 31 - s
+        assert y == (x * m + (1 << (t - 1))) // (1 << t)  # Python ints: exact floor division
 
 
 def test_mbqm_broadcasts_per_channel_along_the_last_axis():
@@ -252,13 +247,9 @@ def test_matmul_int8_within_1_lsb(rng):
     assert_lsb(got, quantize(y, out_q), lsb=1)
 
 
-def _tflite_add_attrs(sa, sb, sy, left_shift=20):
-    twice_max = 2 * max(sa, sb)
-    am, ash = quantize_multiplier(sa / twice_max)
-    bm, bsh = quantize_multiplier(sb / twice_max)
-    om, osh = quantize_multiplier(twice_max / ((1 << left_shift) * sy))
-    return dict(left_shift=left_shift, a_multiplier=am, a_shift=ash, b_multiplier=bm,
-                b_shift=bsh, output_multiplier=om, output_shift=osh)
+def _add_attrs(sa, sb, sy):
+    am, bm, shift = add_multipliers(sa / sy, sb / sy)
+    return dict(a_multiplier=am, b_multiplier=bm, shift=shift)
 
 
 @pytest.mark.parametrize("name", ["add", "sub"])
@@ -271,7 +262,7 @@ def test_add_sub_int8_within_1_lsb(name, rng):
     out_q = act_quant(y * 1.2)
     got = run_int(name, [(qa, qa_p, False), (qb, qb_p, False)], out_q, a_zp=qa_p.zp, b_zp=qb_p.zp,
                   output_zp=out_q.zp, act_min=out_q.zp, act_max=127,
-                  **_tflite_add_attrs(qa_p.s, qb_p.s, out_q.s))
+                  **_add_attrs(qa_p.s, qb_p.s, out_q.s))
     assert_lsb(got, quantize(y, out_q), lsb=1)
 
 
@@ -370,12 +361,11 @@ def test_layernorm_int8_hand_cases():
     q = Quant.per_tensor(1.0, 0)
     # gamma = 32, s_y = 1: y = 32 * (C*x - T) / sqrt(D) + beta, with D = C*Q - T^2 + eps_q.
     mult, bias = scaled_layernorm_params([32.0, 32.0], [0.0, 5.0], 1.0, 0)
-    # C = 2, x = [9, 11]: D = 2*202 - 400 + 1 = 5; x_norm * 2^7 = 128 * [-2, 2] / sqrt(5) rounds
-    # to the INT16 [-114, 114] (the paper's INT16 x_norm); y = 32 * xn / 128 + [0, 5] = [-28.5, 33.5]
-    # (ties round up)
+    # C = 2, x = [9, 11]: D = 2*202 - 400 + 1 = 5; x_norm = [-2, 2] / sqrt(5), carried as the
+    # INT16 x_norm * 2^13 = [-7327, 7327]; y = 32 * x_norm + [0, 5] = [-28.62, 33.62]
     got = run_int("layernorm", [(np.array([[9, 11]], np.int8), q, False)], q, eps_q=1,
                   multiplier=mult, bias=bias, act_min=-128, act_max=127)
-    np.testing.assert_array_equal(got, [[-28, 34]])
+    np.testing.assert_array_equal(got, [[-29, 34]])
     # C = 3, x = [-3, -2, 2]: T = -3, Q = 17, D = 51 - 9 + 2 = 44;
     # y = 32 * (3x + 3) / sqrt(44) = [-28.9, -14.5, 43.4], clamped to act_max = 40
     mult, bias = scaled_layernorm_params([32.0] * 3, [0.0] * 3, 1.0, 0)

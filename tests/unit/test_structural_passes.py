@@ -74,10 +74,9 @@ def int8_cnn(seed: int) -> Graph:
     r = b.op("requantize", [c1], input_zp=q1.zp, output_zp=q2.zp, multiplier=m, shift=s,
              act_min=-128, act_max=127, result_type=TensorType((1, 8, 6, 6), "i8", q2))
     c2 = conv(r, 8, q2, "conv2")
-    mm, ms = quantize_multiplier(0.5)
-    add = b.op("add", [r, c2], a_zp=0, b_zp=0, output_zp=0, left_shift=20, a_multiplier=mm,
-               a_shift=ms, b_multiplier=mm, b_shift=ms, output_multiplier=mm, output_shift=ms,
-               act_min=-128, act_max=127, result_type=TensorType((1, 8, 6, 6), "i8", q2))
+    add = b.op("add", [r, c2], a_zp=0, b_zp=0, output_zp=0, a_multiplier=1 << 19,
+               b_multiplier=1 << 19, shift=20, act_min=-128, act_max=127,
+               result_type=TensorType((1, 8, 6, 6), "i8", q2))
     g.outputs = [b.op("maxpool2d", [add], kernel=[2, 2], strides=[2, 2])]
     return g
 

@@ -86,8 +86,8 @@ graph @int8_ops(%x: tensor<1x4x4x2xi8, q<0.5:-3>>, %t: tensor<1x8x4xi8, q<0.1:0>
   %conv = conv2d(%x, %w, %b) {act_max = 127, act_min = 0, input_zp = -3, layout = "nhwc", multiplier = [1073741824, 1288490189, 2147483647, 1], output_zp = -128, pads = [0, 0, 0, 0], shift = [-1, 0, -31, 30], strides = [1, 1]} : tensor<1x4x4x4xi8, q<0.02:-128>>
   %mp = maxpool2d(%conv) {kernel = [2, 2], layout = "nhwc", strides = [2, 2]} : tensor<1x2x2x4xi8, q<0.02:-128>>
   %ap = avgpool2d(%conv) {R, input_zp = -128, kernel = [2, 2], layout = "nhwc", multiplier = 1073741824, output_zp = -128, shift = 1, strides = [2, 2]} : tensor<1x2x2x4xi8, q<0.02:-128>>
-  %add = add(%mp, %ap) {a_multiplier = 1073741824, a_shift = 0, a_zp = -128, R, b_multiplier = 1073741824, b_shift = 0, b_zp = -128, left_shift = 20, output_multiplier = 1073741824, output_shift = -19, output_zp = -128} : tensor<1x2x2x4xi8, q<0.04:-128>>
-  %sub = sub(%mp, %ap) {a_multiplier = 1073741824, a_shift = 0, a_zp = -128, R, b_multiplier = 1073741824, b_shift = 0, b_zp = -128, left_shift = 20, output_multiplier = 1073741824, output_shift = -19, output_zp = 0} : tensor<1x2x2x4xi8, q<0.04:0>>
+  %add = add(%mp, %ap) {a_multiplier = 524288, a_zp = -128, R, b_multiplier = 524288, b_zp = -128, output_zp = -128, shift = 20} : tensor<1x2x2x4xi8, q<0.04:-128>>
+  %sub = sub(%mp, %ap) {a_multiplier = 524288, a_zp = -128, R, b_multiplier = 524288, b_zp = -128, output_zp = 0, shift = 20} : tensor<1x2x2x4xi8, q<0.04:0>>
   %mul = mul(%add, %sub) {a_zp = -128, R, b_zp = 0, multiplier = 1717986918, output_zp = 5, shift = -4} : tensor<1x2x2x4xi8, q<0.1:5>>
   %rq = requantize(%mul) {R, input_zp = 5, multiplier = 1073741824, output_zp = -1, shift = 2} : tensor<1x2x2x4xi8, q<0.05:-1>>
   %gp = global_avgpool(%rq) {R, input_zp = -1, layout = "nhwc", multiplier = 1073741824, output_zp = -1, shift = 1} : tensor<1x1x1x4xi8, q<0.05:-1>>
@@ -277,8 +277,8 @@ def random_graphs(draw) -> Graph:
             other = b.const(_array(draw, dtype, t.shape), draw(_NAME_HINTS), quant=out_q)
             attrs = {"act": "none"} if not integer else {
                 k: draw(st.integers(-(2**31), 2**31 - 1)) for k in
-                ("a_zp", "b_zp", "output_zp", "left_shift", "a_multiplier", "a_shift", "b_multiplier",
-                 "b_shift", "output_multiplier", "output_shift", "act_min", "act_max")}
+                ("a_zp", "b_zp", "output_zp", "a_multiplier", "b_multiplier", "shift", "act_min",
+                 "act_max")}
             cur = b.op("add", [cur, other], name_hint=hint, result_type=t.with_quant(out_q), **attrs)
         elif kind == "clip" or (kind == "relu" and integer):
             lo, hi = (draw(st.integers(-128, 127)), draw(st.integers(-128, 127))) if integer else \

@@ -46,8 +46,16 @@ def _linear(op, xs):
     return [fused_activation(op, y)]
 
 
+def _through(x, perm):
+    """x read through a matmul layout attribute (a_perm, b_perm, y_perm; None = as stored)."""
+    return x if perm is None else np.transpose(x, perm)
+
+
 def _matmul(op, xs):
-    return [np.matmul(xs[0].astype(F32), xs[1].astype(F32))]
+    a = op.attrs
+    lhs = _through(xs[0].astype(F32), a.get("a_perm"))
+    rhs = _through(xs[1].astype(F32), a.get("b_perm"))
+    return [_through(np.matmul(lhs, rhs), a.get("y_perm"))]
 
 
 def _add(op, xs):

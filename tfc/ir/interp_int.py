@@ -12,10 +12,9 @@ import numpy as np
 from tfc.errors import UnsupportedOpError
 from tfc.ir.interp_spatial import (conv_accumulate, from_nchw, out_hw, spatial_params, to_nchw,
                                    weights_to_oihw, window_counts, windows)
-from tfc.ir.quant_math import (LAYERNORM_ACC_BITS, LAYERNORM_MAX_CHANNELS, MEAN_EXTRA_BITS,
-                               SOFTMAX_MAX_ROW, clamp, multiply_by_quantized_multiplier as mbqm,
-                               rounding_divide, scaled_layernorm_row, smlawt,
-                               softmax_row_reciprocal, wrap_int32)
+from tfc.ir.quant_math import (LAYERNORM_MAX_CHANNELS, MEAN_EXTRA_BITS, SOFTMAX_MAX_ROW, add_int,
+                               clamp, multiply_by_quantized_multiplier as mbqm, rounding_divide,
+                               scaled_layernorm_row, smlawb, softmax_row_reciprocal, wrap_int32)
 
 I64 = np.int64
 
@@ -54,30 +53,35 @@ def _linear(op, xs):
     return [_requantize_out(op, acc, a["multiplier"], a["shift"], a["output_zp"])]
 
 
+def _through(x, perm):
+    """x read through a matmul layout attribute (a_perm, b_perm, y_perm; None = as stored)."""
+    return x if perm is None else np.transpose(x, perm)
+
+
 def _matmul(op, xs):
+    """A = a read through a_perm, B = b through b_perm; the result is written through y_perm."""
     a = op.attrs
-    acc = np.matmul(xs[0].astype(I64) - a["a_zp"], xs[1].astype(I64) - a["b_zp"])
-    return [_requantize_out(op, acc, a["multiplier"], a["shift"], a["output_zp"])]
+    lhs = _through(xs[0], a.get("a_perm")).astype(I64) - a["a_zp"]
+    rhs = _through(xs[1], a.get("b_perm")).astype(I64) - a["b_zp"]
+    y = _requantize_out(op, np.matmul(lhs, rhs), a["multiplier"], a["shift"], a["output_zp"])
+    return [_through(y, a.get("y_perm"))]
 
 
-def _rescaled_operands(op, xs):
-    """TFLite add: both operands brought to a common scale, shifted up by left_shift first."""
+def _add_sub(op, xs, sign: int):
+    """acc = (a - a_zp) * a_multiplier +- (b - b_zp) * b_multiplier, rounded by 2^shift once."""
     a = op.attrs
-    lhs = mbqm((xs[0].astype(I64) - a["a_zp"]) << a["left_shift"], a["a_multiplier"], a["a_shift"])
-    rhs = mbqm((xs[1].astype(I64) - a["b_zp"]) << a["left_shift"], a["b_multiplier"], a["b_shift"])
-    return lhs, rhs
+    total = add_int(xs[0], xs[1], a["a_zp"], a["b_zp"], a["a_multiplier"], a["b_multiplier"],
+                    a["shift"], sign)
+    lo, hi = act_range(op)
+    return [clamp(total + a["output_zp"], lo, hi)]
 
 
 def _add(op, xs):
-    lhs, rhs = _rescaled_operands(op, xs)
-    a = op.attrs
-    return [_requantize_out(op, lhs + rhs, a["output_multiplier"], a["output_shift"], a["output_zp"])]
+    return _add_sub(op, xs, 1)
 
 
 def _sub(op, xs):
-    lhs, rhs = _rescaled_operands(op, xs)
-    a = op.attrs
-    return [_requantize_out(op, lhs - rhs, a["output_multiplier"], a["output_shift"], a["output_zp"])]
+    return _add_sub(op, xs, -1)
 
 
 def _mul(op, xs):
@@ -128,8 +132,8 @@ def _last_axis_only(op):
 
 
 def _layernorm(op, xs):
-    """Scaled-LayerNorm: integer statistics, one reciprocal square root per row, x_norm * 2^7 in
-    int16, then gamma and beta as one SMLAWT per element (see ops.py `layernorm`)."""
+    """Scaled-LayerNorm: integer statistics, one reciprocal square root per row, x_norm * 2^s in
+    int16 (one SMLAWB), then gamma and beta as one more SMLAWB per element (ops.py `layernorm`)."""
     _last_axis_only(op)
     if len(xs) != 1:
         raise UnsupportedOpError(f"{op.where()}: the integer layernorm takes x only; gamma and "
@@ -145,10 +149,10 @@ def _layernorm(op, xs):
               for r in rows]
     scale = np.array([p[0] for p in params], dtype=I64).reshape(-1, 1)
     offset = np.array([p[1] for p in params], dtype=I64).reshape(-1, 1)
-    xn_raw = wrap_int32(rows * scale + offset)  # x_norm * 2^23; its top half is x_norm * 2^7
-    acc = smlawt(np.asarray(a["multiplier"], I64), xn_raw, np.asarray(a["bias"], I64))
+    xn = smlawb(scale, rows, offset)  # x_norm * 2^s; SMLAWB reads its low half as int16
+    acc = wrap_int32(smlawb(np.asarray(a["multiplier"], I64), xn, np.asarray(a["bias"], I64)))
     lo, hi = act_range(op)
-    return [clamp(acc >> LAYERNORM_ACC_BITS, lo, hi).reshape(x.shape)]
+    return [clamp(acc >> 16, lo, hi).reshape(x.shape)]
 
 
 def _softmax(op, xs):

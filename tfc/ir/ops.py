@@ -8,7 +8,9 @@ Conventions shared by all ops:
 - An op whose data operands are `i8` is the integer form of the same op. Integer forms carry every
   number they need as attributes (zero points, `multiplier`/`shift` pairs from
   `quant_math.quantize_multiplier`, clamp bounds `act_min`/`act_max`), so that their semantics do not
-  depend on floats. Requantization is `quant_math.multiply_by_quantized_multiplier` (MBQM below).
+  depend on floats. Requantization is `quant_math.multiply_by_quantized_multiplier` (MBQM below):
+  floor((x * multiplier + 2^(t-1)) / 2^t) with t = 31 - shift, the exact product rounded once,
+  half up, saturated to int32; shift in [-31, 30].
   Result types still carry the quantization parameters for readers and for the I/O helpers.
 - `layout` is "nchw" (ONNX order, weights OIHW) or "nhwc" (weights OHWI; depthwise weights
   [C, kh, kw, 1]). The frontend produces nchw; the layout pass turns backend graphs into nhwc.
@@ -171,8 +173,18 @@ def _linear_infer(ts, a):
     return [TensorType(x.shape[:-1] + (w.shape[0],), x.dtype)]
 
 
+def _permuted(shape: tuple[int, ...], perm, what: str) -> tuple[int, ...]:
+    """`shape` read through `perm` (None: unchanged); the matmul operand/result layouts."""
+    if perm is None:
+        return tuple(shape)
+    if sorted(perm) != list(range(len(shape))):
+        raise VerifyError(f"{what} {list(perm)} is not a permutation of rank {len(shape)}")
+    return tuple(shape[p] for p in perm)
+
+
 def _matmul_infer(ts, a):
-    x, y = ts
+    x = TensorType(_permuted(ts[0].shape, a.get("a_perm"), "a_perm"), ts[0].dtype)
+    y = TensorType(_permuted(ts[1].shape, a.get("b_perm"), "b_perm"), ts[1].dtype)
     if x.rank < 2 or y.rank < 2:
         raise VerifyError("matmul operands must have rank >= 2 (the frontend reshapes vectors)")
     if x.shape[-1] != y.shape[-2]:
@@ -181,7 +193,8 @@ def _matmul_infer(ts, a):
         batch = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     except ValueError:
         raise VerifyError(f"batch dims do not broadcast: {list(x.shape)} @ {list(y.shape)}") from None
-    return [TensorType(tuple(batch) + (x.shape[-2], y.shape[-1]), x.dtype)]
+    product = tuple(batch) + (x.shape[-2], y.shape[-1])
+    return [TensorType(_permuted(product, a.get("y_perm"), "y_perm"), x.dtype)]
 
 
 def _norm_axes(axes, rank):
@@ -296,23 +309,30 @@ y[..., n] = sum_k x[..., k] * w[n, k] + b[n]: a fully connected layer over the l
 over all leading axes (tokens). Weights are [out, in], so blocks run along input channels.
 int8: as conv2d, per output channel n."""))
 
-register(OpDef("matmul", (2, 2), {}, _matmul_infer,
+register(OpDef("matmul", (2, 2), {"a_perm": "ints", "b_perm": "ints", "y_perm": "ints"},
+             _matmul_infer,
              int_attrs={"a_zp": "int", "b_zp": "int", "output_zp": "int", "multiplier": "int",
                         "shift": "int", "act_min": "int", "act_max": "int"},
              required_int=("a_zp", "b_zp", "output_zp", "multiplier", "shift", "act_min", "act_max"),
              doc="""
-Batched matrix product of two activations (numpy matmul broadcasting).
-int8: acc = sum (a - a_zp) * (b - b_zp); y = clamp(MBQM(acc, multiplier, shift) + output_zp)."""))
+Batched matrix product of two activations (numpy matmul broadcasting), with optional operand and
+result layouts: A = transpose(a, a_perm), B = transpose(b, b_perm), P = A @ B and the result is
+transpose(P, y_perm) (each perm absent = identity). The perms let attention's multi-head split and
+merge be strided reads and writes of one kernel instead of copies (pass fold-transpose-matmul).
+int8: acc = sum (A - a_zp) * (B - b_zp); P = clamp(MBQM(acc, multiplier, shift) + output_zp,
+      act_min, act_max)."""))
 
-_ADD_INT = {"a_zp": "int", "b_zp": "int", "output_zp": "int", "left_shift": "int",
-            "a_multiplier": "int", "a_shift": "int", "b_multiplier": "int", "b_shift": "int",
-            "output_multiplier": "int", "output_shift": "int", "act_min": "int", "act_max": "int"}
+_ADD_INT = {"a_zp": "int", "b_zp": "int", "output_zp": "int", "a_multiplier": "int",
+            "b_multiplier": "int", "shift": "int", "act_min": "int", "act_max": "int"}
 for _name, _sign in (("add", "+"), ("sub", "-")):
     register(OpDef(_name, (2, 2), dict(_FLOAT_ACT), _broadcast, int_attrs=_ADD_INT,
                    required_int=tuple(_ADD_INT), doc=f"""
 Elementwise a {_sign} b with numpy broadcasting and optional fused activation.
-int8 (TFLite add): a' = MBQM((a - a_zp) << left_shift, a_multiplier, a_shift), b' likewise;
-      y = clamp(MBQM(a' {_sign} b', output_multiplier, output_shift) + output_zp, act_min, act_max)."""))
+int8 (one rounding, two multiply-accumulates per element):
+      acc = (a - a_zp) * a_multiplier {_sign} (b - b_zp) * b_multiplier
+      y = clamp(((acc + 2^(shift-1)) >> shift) + output_zp, act_min, act_max)      (>> floors)
+      with multiplier = round(s_in / s_y * 2^shift), |multiplier| < 2^21 and 1 <= shift <= 21
+      (quant_math.add_multipliers), so every intermediate fits in int32."""))
 
 register(OpDef("mul", (2, 2), {}, _broadcast,
                int_attrs={"a_zp": "int", "b_zp": "int", "output_zp": "int", "multiplier": "int",
@@ -373,19 +393,21 @@ register(OpDef("layernorm", (1, 3), {"axis": "int", "epsilon": "float"}, _same,
                required_int=("eps_q", "multiplier", "bias", "act_min", "act_max"), doc="""
 Layer normalization over the last axis (only axis == -1 is supported), operands x, gamma, beta.
 int8 (Scaled-LayerNorm; operand x only; gamma and beta are folded into attributes by
-quant_math.scaled_layernorm_params). Per row of C raw codes x (C <= 4096), in exact integers:
-  T = sum x;  Q = sum x^2;  D = max(C*Q - T*T + eps_q, (C*C >> 15) + 1)   # C^2 * var (+ eps)
-  h = (bitlen(D) - 31) >> 1;  Dn = D >> 2h (D << -2h when h < 0)         # Dn in [2^30, 2^32)
-  r = isqrt(Dn);  recip = (2^32 - 1) // r                                # r in [2^15, 2^16)
-  A = rshift_round(C * recip, 9 + h)      (a left shift when 9 + h < 0)  # 2^23 * C / sqrt(D)
-  Bx = 2^15 - ((T * ((2^23 + C//2) // C) * A) >> 23)                     # -mean * A, rounding
-  xn[c] = wrap_i32(x[c] * A + Bx) >> 16          # x_norm * 2^7 rounded: INT16 by construction
-  acc[c] = ((multiplier[c] * xn[c]) >> 16) + bias[c]                     # SMLAWT: 8 fraction bits
-  y[c] = clamp(acc[c] >> 8, act_min, act_max)
-  with multiplier[c] = round(gamma[c] / s_y * 2^17) (gamma and the 1/2^7 of xn folded together)
-  and bias[c] = round((beta[c] / s_y + output_zp) * 2^8) + 2^7 (the final rounding).
+quant_math.scaled_layernorm_params). Per row of C raw codes x (C <= 4096), in exact integers,
+with s = quant_math.scaled_layernorm_xn_bits(C) (x_norm is carried as x_norm * 2^s; 11 for C = 44):
+  T = sum x;  Q = sum x^2;  D = max(C*Q - T*T + eps_q, C)                # C^2 * var (+ eps)
+  z = (32 - bitlen(D)) & ~1;  Dn = D << z (D >> -z when z < 0)           # Dn in [2^30, 2^32)
+  r = 23173 + (Dn >> 17) + (Dn >> 18), then twice r = (r + Dn // r) >> 1  # ~sqrt(Dn), Newton
+  k = 31 - bitlen(C);  e = 16 + s - k + z/2;  q = (C << k) // r
+  A = q << e   (rshift_round(q, -e) when e < 0)                          # 2^(16+s) * C / sqrt(D)
+  B = (64 - ((A * T * ((2^23 + C//2) // C)) >> 32)) >> 7                 # -mean * A / 2^16
+  xn[c] = B + ((A * x[c]) >> 16)           # SMLAWB: x_norm * 2^s, |xn| < 2^14 by the choice of s
+  acc[c] = wrap_i32(bias[c] + ((multiplier[c] * wrap_i16(xn[c])) >> 16))  # SMLAWB
+  y[c] = clamp(acc[c] >> 16, act_min, act_max)
+  with multiplier[c] = round(gamma[c] / s_y * 2^(32 - s)) (|gamma| / s_y < 2^(s-1))
+  and bias[c] = round((beta[c] / s_y + output_zp) * 2^16) + 2^15 (the final rounding).
   The statistics are shift-invariant, so the input zero point never enters; `>>` floors.
-  rshift_round(v, s) = (v + 2^(s-1)) >> s. quant_math.scaled_layernorm_row holds A and Bx."""))
+  rshift_round(v, n) = (v + 2^(n-1)) >> n. quant_math.scaled_layernorm_row holds A and B."""))
 
 register(OpDef("softmax", (1, 2), {"axis": "int"}, _same,
                int_attrs={"output_zp": "int", "multiplier": "int", "shift": "int"},

@@ -34,42 +34,45 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return (q if real > 0 else -q), exp
 
 
-def saturating_rounding_doubling_high_mul(a, b):
-    """gemmlowp SRDHM: round(a * b / 2^31) with ties rounded up (-1.5 -> -1); int32 in and out."""
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    num = ab + nudge
-    # C's int64 division truncates toward zero.
-    res = np.where(num >= 0, num >> 31, -((-num) >> 31))
-    overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    return np.where(overflow, INT32_MAX, res).astype(np.int64)
-
-
-def rounding_divide_by_pot(x, exponent):
-    """x / 2^exponent, rounded half away from zero (gemmlowp RoundingDivideByPOT)."""
-    x = np.asarray(x, dtype=np.int64)
-    exponent = np.asarray(exponent, dtype=np.int64)
-    mask = (np.int64(1) << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
-
-
 def multiply_by_quantized_multiplier(x, multiplier, shift):
-    """x * multiplier * 2^(shift-31), rounded; the requantization step of every INT8 op.
+    """x * multiplier * 2^(shift-31), rounded half up in one step; the requantization of every
+    INT8 op (MBQM).
 
-    `x` is int32; `multiplier` and `shift` broadcast against it (per-channel lists work when
-    their axis is last). The left shift is done in 32 bits, so quantizers keep x << shift within
-    int32 (it always is for the scales tfc produces).
+    With t = 31 - shift (shift in [-31, 30], as quantize_multiplier makes it), the result is
+    floor((x * multiplier + 2^(t-1)) / 2^t) from the exact 64-bit product, saturated to int32.
+    One rounding, not gemmlowp's two (a rounding doubling high multiply, then a rounding shift):
+    it is at least as accurate, and for shift <= -2 (real multipliers below 1/4, i.e. every
+    conv/linear/matmul output scale in practice) the Cortex-M7 computes it from the product's high
+    word in three instructions (SMMUL, ADD, ASR; tfc_fixedpoint.h). `x` is int32 (wider values
+    wrap); `multiplier` and `shift` broadcast against it (per-channel lists along the last axis).
     """
-    x = np.asarray(x, dtype=np.int64)
-    shift = np.asarray(shift, dtype=np.int64)
-    left = np.maximum(shift, 0)
-    right = np.maximum(-shift, 0)
-    shifted = _wrap_int32(x << left)
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+    x = _wrap_int32(np.asarray(x, dtype=np.int64))
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    t = 31 - np.asarray(shift, dtype=np.int64)
+    rounded = (x * multiplier + np.left_shift(np.int64(1), t - 1)) >> t
+    return np.clip(rounded, INT32_MIN, INT32_MAX)
+
+
+HIGH_WORD_MAX_K = 21  # keeps |high word| + |round| below 2^31 (2^30 + 2^(k-1) + 128 * 2^k)
+
+
+def high_word_requant(multiplier, shift, output_zp: int) -> np.ndarray | None:
+    """int32[channels, 3] of (multiplier, round, k) for the M7 kernels' two-instruction
+    requantization, or None when a channel cannot take it.
+
+    For shift <= -2, MBQM(x) + output_zp == (h + round) >> k with h = (x * multiplier) >> 32,
+    k = -1 - shift and round = 2^(k-1) + output_zp * 2^k: the first step is the identity in
+    tfc_fixedpoint.h, and adding a multiple of 2^k inside the floor adds output_zp exactly.
+    On the M7 that is SMMLA and ASR (tfc_requantize_high_word).
+    """
+    multiplier = np.atleast_1d(np.asarray(multiplier, dtype=np.int64))
+    shift = np.atleast_1d(np.asarray(shift, dtype=np.int64))
+    k = -1 - shift
+    if (k < 1).any() or (k > HIGH_WORD_MAX_K).any():
+        return None
+    rounding = (np.int64(1) << (k - 1)) + int(output_zp) * (np.int64(1) << k)
+    multiplier, rounding, k = np.broadcast_arrays(multiplier, rounding, k)
+    return np.stack([multiplier, rounding, k], axis=-1).astype(np.int32)
 
 
 def rounding_divide(num, den):
@@ -114,6 +117,50 @@ def _wrap_int32(x):
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+# Integer add/sub (ops.py `add`): each operand's scale ratio s_in / s_y becomes one multiplier of
+# fewer than ADD_MULTIPLIER_BITS bits over a common power of two 2^shift, shift <= ADD_MAX_SHIFT.
+# With int8 operands and zero points every intermediate, zero points and rounding folded in,
+# stays inside int32: 2 * 255 * 2^21 + 128 * 2^21 + 2^20 < 2^31.
+ADD_MULTIPLIER_BITS = 21
+ADD_MAX_SHIFT = 21
+
+
+def round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def add_multipliers(a_ratio: float, b_ratio: float) -> tuple[int, int, int]:
+    """(a_multiplier, b_multiplier, shift) with ratio ~= multiplier / 2^shift, for the largest
+    shift <= ADD_MAX_SHIFT that keeps both multipliers below 2^ADD_MULTIPLIER_BITS."""
+    largest = max(abs(float(a_ratio)), abs(float(b_ratio)))
+    limit = 1 << ADD_MULTIPLIER_BITS
+    shift = ADD_MAX_SHIFT
+    while shift > 1 and round_half_up(largest * (1 << shift)) >= limit:
+        shift -= 1
+    if round_half_up(largest * (1 << shift)) >= limit:
+        raise ValueError(f"add input/output scale ratio {largest:.4g} is too large for the integer "
+                         f"add (at most 2^{ADD_MULTIPLIER_BITS - 2}); use a coarser output scale")
+    return round_half_up(a_ratio * (1 << shift)), round_half_up(b_ratio * (1 << shift)), shift
+
+
+def add_int(a, b, a_zp: int, b_zp: int, a_multiplier: int, b_multiplier: int, shift: int,
+            sign: int = 1):
+    """The integer add/sub before its output zero point and clamp: round((a' +- b') / 2^shift)
+    with a' = (a - a_zp) * a_multiplier, b' likewise; halves round up (floor of x + 1/2)."""
+    lhs = (np.asarray(a, dtype=np.int64) - a_zp) * a_multiplier
+    rhs = (np.asarray(b, dtype=np.int64) - b_zp) * b_multiplier
+    return (lhs + sign * rhs + (1 << (shift - 1))) >> shift
+
+
+def requantize_table(input_zp: int, output_zp: int, multiplier: int, shift: int, act_min: int,
+                     act_max: int) -> np.ndarray:
+    """int8[256]: the requantize op's output for every input code, indexed by the code's byte
+    (entry x & 0xFF), so a kernel computes the op with one table load per element."""
+    codes = np.arange(256, dtype=np.int64).astype(np.uint8).astype(np.int8).astype(np.int64)
+    out = multiply_by_quantized_multiplier(codes - input_zp, multiplier, shift) + output_zp
+    return clamp(out, act_min, act_max).astype(np.int8)
+
+
 # Averages are divided at 2^8 times the input's resolution, so that the one rounding that matters
 # is the final requantization (an output scale finer than the input's then gains precision).
 MEAN_EXTRA_BITS = 8
@@ -146,46 +193,75 @@ def softmax_row_reciprocal(row_sum, multiplier: int, shift: int):
 
 
 # -- Scaled-LayerNorm (ops.py `layernorm`) ---------------------------------------------------------
-LAYERNORM_MAX_CHANNELS = 4096  # keeps x_norm * 2^23 and C * recip inside int32
-LAYERNORM_GAMMA_BITS = 17  # multiplier = gamma / s_y * 2^17 (x_norm is carried as x_norm * 2^7)
-LAYERNORM_ACC_BITS = 8  # the accumulator keeps 8 fraction bits of the output code
+LAYERNORM_MAX_CHANNELS = 4096  # keeps the row statistics' D below 2^39 and T * (2^23 / C) in int32
+LAYERNORM_EPS_Q_MAX = 1 << 30  # a larger epsilon (in D units) would swamp any row's variance anyway
+
+
+def scaled_layernorm_xn_bits(channels: int) -> int:
+    """s: x_norm is carried as the int16 x_norm * 2^s, s as large as the row length allows.
+
+    No element of a row is further than sqrt(C - 1) standard deviations from its mean, so
+    2^s * C / sqrt(C - 1) <= 2^14 keeps |x_norm * 2^s| below 2^14 and the row scale A below
+    2^30 (half the int16 and int32 ranges: rounding never reaches them)."""
+    c = int(channels)
+    s = 14
+    while c > 1 and (c * c) << (2 * s) > (c - 1) << 28:
+        s -= 1
+    return s
 
 
 def scaled_layernorm_params(gamma, beta, output_scale: float, output_zp: int):
-    """Per-channel (multiplier, bias) lists of the integer layernorm, from float gamma and beta."""
+    """Per-channel (multiplier, bias) lists of the integer layernorm, from float gamma and beta:
+    multiplier = gamma / s_y * 2^(32 - s) and bias = (beta / s_y + zp) * 2^16 + 2^15."""
     gamma = np.asarray(gamma, dtype=np.float64)
     beta = np.asarray(beta, dtype=np.float64)
-    mult = np.round(gamma / output_scale * (1 << LAYERNORM_GAMMA_BITS))
-    bias = (np.round((beta / output_scale + output_zp) * (1 << LAYERNORM_ACC_BITS))
-            + (1 << (LAYERNORM_ACC_BITS - 1)))
-    if np.any(np.abs(mult) > INT32_MAX) or np.any(np.abs(bias) > INT32_MAX):
-        raise ValueError(f"gamma / s_y reaches {np.abs(gamma).max() / output_scale:.4g}; the integer "
-                         "layernorm needs |gamma| / s_y < 2^14: use a coarser output scale")
+    s = scaled_layernorm_xn_bits(gamma.size)
+    mult = np.round(gamma / output_scale * 2.0 ** (32 - s))
+    bias = np.round((beta / output_scale + output_zp) * 65536.0) + 32768
+    if np.any(np.abs(mult) > INT32_MAX):
+        raise ValueError(f"gamma / s_y reaches {np.abs(gamma).max() / output_scale:.4g}; the "
+                         f"integer layernorm over {gamma.size} channels needs |gamma| / s_y < "
+                         f"{2 ** (s - 1)}: use a coarser output scale")
+    if np.any(np.abs(bias) >= 1 << 30):
+        raise ValueError(f"beta / s_y reaches {np.abs(beta).max() / output_scale:.4g}; the integer "
+                         "layernorm needs |beta / s_y + zp| < 2^14: use a coarser output scale")
     return [int(v) for v in mult], [int(v) for v in bias]
 
 
 def scaled_layernorm_eps_q(epsilon: float, channels: int, input_scale: float) -> int:
     """epsilon in the units of D = C^2 * var (codes^2)."""
-    return min(INT32_MAX, max(1, int(round(epsilon * channels * channels / (input_scale * input_scale)))))
+    eps_q = int(round(epsilon * channels * channels / (input_scale * input_scale)))
+    return min(LAYERNORM_EPS_Q_MAX, max(1, eps_q))
 
 
 def scaled_layernorm_row(total: int, sum_sq: int, channels: int, eps_q: int) -> tuple[int, int]:
-    """(A, Bx) of one row: x_norm * 2^23 = x * A + Bx (see ops.py `layernorm`)."""
-    c = int(channels)
-    d = max(c * int(sum_sq) - int(total) * int(total) + int(eps_q), ((c * c) >> 15) + 1)
-    h = (d.bit_length() - 31) >> 1
-    normed = d >> (2 * h) if h >= 0 else d << (-2 * h)
-    recip = 0xFFFFFFFF // math.isqrt(normed)
-    sh = 9 + h
-    a = (c * recip + (1 << (sh - 1))) >> sh if sh > 0 else (c * recip) << -sh
-    mean = int(total) * (((1 << 23) + c // 2) // c)
-    return a, (1 << 15) - ((mean * a) >> 23)
+    """(A, B) of one row: x_norm * 2^s = B + ((x * A) >> 16) (see ops.py `layernorm`)."""
+    c, t = int(channels), int(total)
+    s = scaled_layernorm_xn_bits(c)
+    d = max(c * int(sum_sq) - t * t + int(eps_q), c)
+    z = (32 - d.bit_length()) & ~1  # an even shift normalises D into [2^30, 2^32)
+    dn = d << z if z >= 0 else d >> -z
+    r = 23173 + (dn >> 17) + (dn >> 18)  # a line above sqrt on [2^30, 2^32): two Newton steps
+    r = (r + dn // r) >> 1
+    r = (r + dn // r) >> 1
+    kc = 31 - c.bit_length()
+    q = (c << kc) // r
+    e = 16 + s - kc + (z >> 1)
+    a = q << e if e >= 0 else (q + (1 << (-e - 1))) >> -e
+    mean = t * (((1 << 23) + c // 2) // c)  # mean * 2^23
+    return a, (64 - ((a * mean) >> 32)) >> 7
 
 
-def smlawt(a, b, acc):
-    """ARM SMLAWT: ((a * top_half(b)) >> 16) + acc, a and acc int32, b int32 (arrays broadcast)."""
-    top = np.asarray(b, dtype=np.int64) >> 16
-    return ((np.asarray(a, dtype=np.int64) * top) >> 16) + np.asarray(acc, dtype=np.int64)
+def smlawb(a, b, acc):
+    """ARM SMLAWB: acc + ((a * int16(b)) >> 16), a and acc int32 (arrays broadcast, no wrap)."""
+    low = wrap_int16(b)
+    return ((np.asarray(a, dtype=np.int64) * low) >> 16) + np.asarray(acc, dtype=np.int64)
+
+
+def wrap_int16(x):
+    """x modulo 2^16 as a signed int16 (the low half of a register, as SMLAxB reads it)."""
+    x = np.asarray(x, dtype=np.int64)
+    return ((x + (1 << 15)) & 0xFFFF) - (1 << 15)
 
 
 def wrap_int32(x):

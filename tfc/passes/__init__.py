@@ -34,6 +34,9 @@ PASSES: dict[str, str] = {
     "quantize": "tfc.passes.quantize:QuantizePass",
     "scaled-layernorm": "tfc.passes.scaled_layernorm:ScaledLayernormPass",
     "softmax-lut": "tfc.passes.softmax_lut:SoftmaxLutPass",
+    "fold-matmul-requantize": "tfc.passes.fold_matmul_requantize:FoldMatmulRequantizePass",
+    # attention layouts
+    "fold-transpose-matmul": "tfc.passes.fold_transpose_matmul:FoldTransposeMatmulPass",
     # storage and memory
     "sparse-storage": "tfc.passes.sparse_storage:SparseStoragePass",
     "memory-plan": "tfc.passes.memory_plan:MemoryPlanPass",

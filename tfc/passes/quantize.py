@@ -23,7 +23,7 @@ import numpy as np
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Builder, Graph, Op, Value, const_value
 from tfc.ir.ops import infer_types
-from tfc.ir.quant_math import MEAN_EXTRA_BITS, quantize_float
+from tfc.ir.quant_math import MEAN_EXTRA_BITS, add_multipliers, quantize_float
 from tfc.ir.rewriter import const_hints
 from tfc.ir.types import Quant, TensorType
 from tfc.passes import register_pass
@@ -238,26 +238,21 @@ def _lower_matmul(isl: Island) -> list[Value] | str:
     return [isl.int_op([a, b], attrs, out)]
 
 
-ADD_LEFT_SHIFT = 20  # headroom for the rescaled operands: 255 << 20 stays inside int32
-
-
 def _lower_add(isl: Island) -> list[Value] | str:
-    """TFLite-style add/sub: both operands rescaled to a common scale 2 * max(s_a, s_b)."""
+    """add/sub: each operand scaled by s_in / s_y as multiplier / 2^shift, one rounding."""
     a, b = isl.activation(0), isl.activation(1)
     for v in (a, b):
         if isinstance(v, str):
             return v
     out = isl.out_quant()
-    s_a, s_b = a.type.quant.s, b.type.quant.s
-    twice_max = 2.0 * max(s_a, s_b)
-    a_mult, a_shift = multiplier_shift(s_a / twice_max)
-    b_mult, b_shift = multiplier_shift(s_b / twice_max)
-    o_mult, o_shift = multiplier_shift(twice_max / ((1 << ADD_LEFT_SHIFT) * out.s))
+    try:
+        a_mult, b_mult, shift = add_multipliers(a.type.quant.s / out.s, b.type.quant.s / out.s)
+    except ValueError as err:
+        return str(err)
     act_min, act_max = activation_bounds(isl.op, out)
     attrs = {"a_zp": a.type.quant.zp, "b_zp": b.type.quant.zp, "output_zp": out.zp,
-             "left_shift": ADD_LEFT_SHIFT, "a_multiplier": a_mult, "a_shift": a_shift,
-             "b_multiplier": b_mult, "b_shift": b_shift, "output_multiplier": o_mult,
-             "output_shift": o_shift, "act_min": act_min, "act_max": act_max}
+             "a_multiplier": a_mult, "b_multiplier": b_mult, "shift": shift,
+             "act_min": act_min, "act_max": act_max}
     return [isl.int_op([a, b], attrs, out)]
 
 

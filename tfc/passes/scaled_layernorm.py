@@ -1,12 +1,13 @@
 """scaled-layernorm: dequantize -> layernorm -> quantize becomes an integer Scaled-LayerNorm.
 
 TinyFormer (paper III-C.3): normalising in integers and rounding x_norm straight to an integer
-loses most of its precision (it spans only about [-2, 10]). The integer kernel keeps x_norm * 2^7
-in int16 and the 1/2^7 is folded, with gamma / s_y, into one per-channel multiplier; beta becomes a
-per-channel bias with 8 fraction bits of the output code. Per row it takes one integer square
-root and one division (a reciprocal); per element one multiply-add for x_norm and one SMLAWT for
-gamma and beta. See the `layernorm` docstring in tfc/ir/ops.py and docs/transformer.md; it uses no
-float at run time.
+loses most of its precision (it spans only about [-2, 10]). The integer kernel keeps x_norm * 2^s
+in int16, with s as large as the row length allows (11 for 44 channels, where the paper keeps
+2^7), and folds the 1/2^s with gamma / s_y into one per-channel multiplier; beta becomes a
+per-channel bias with 16 fraction bits of the output code. Per row it takes one integer square
+root (two Newton steps) and one division; per element one SMLAWB for x_norm and one for gamma and
+beta. See the `layernorm` docstring in tfc/ir/ops.py and docs/transformer.md; it uses no float at
+run time.
 """
 
 from __future__ import annotations

@@ -20,14 +20,16 @@ from tfc.sparse.codec import block_sparsity, encoded_nbytes, predicted_eta, walk
 BLOCK_CANDIDATES = {"conv": (4, 2), "linear": (4, 2), "depthwise": ()}
 
 # Highest block density (1 - ρ) at which the sparse kernel still runs fewer instructions than
-# tfc's SMLAD dense kernel on the same layer, per walk and block size: the sparse/dense
-# instruction ratio measured with bench/sparse_kernels.py on the emulated Cortex-M7 at ρ = 0.8 and
-# 0.5 (docs/sparse.md), interpolated to 1.0 and rounded down. "conv" takes the lower of conv 3x3
-# and pointwise. Sparse depthwise never beats the dense depthwise kernel (1.18x at ρ = 0.8).
+# tfc's SMLAD dense kernel on the same layer, per walk and block size: a straight line fitted to
+# the sparse/dense instruction ratios that bench/sparse_kernels.py measures on the emulated
+# Cortex-M7 over ρ = 0.3..0.9 (docs/sparse.md), solved for 1.0 and rounded down to 0.05. A walk
+# takes the lowest of its layers (conv: 3x3 and pointwise; linear: 64->192 and 192->64). Above
+# 0.8 (b = 4) or 2/3 (b = 2) brle is larger than dense anyway. The sparse depthwise kernel only
+# wins at ρ = 0.9 (0.93x).
 CROSSOVER_DENSITY = {
-    ("conv", 2): 0.40, ("conv", 4): 0.55,
-    ("linear", 2): 0.35, ("linear", 4): 0.55,
-    ("depthwise", 3): 0.0,
+    ("conv", 2): 0.65, ("conv", 4): 0.90,
+    ("linear", 2): 0.65, ("linear", 4): 0.90,
+    ("depthwise", 3): 0.10,
 }
 
 PREFERENCES = ("speed", "size", "dense")

@@ -11,9 +11,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-def prune_onnx(model: onnx.ModelProto, sparsity: float, block: int = 4) -> onnx.ModelProto:
-    """A copy of `model` with every Conv, MatMul and Gemm weight block-pruned to `sparsity`."""
-    from tfc.sparse import prune_blocks
+def prune_onnx(model: onnx.ModelProto, sparsity: float, block: int = 4,
+               hint: bool = True) -> onnx.ModelProto:
+    """A copy of `model` with every Conv, MatMul and Gemm weight block-pruned to `sparsity`.
+
+    With `hint`, each weight pruned in blocks of `block` carries the initializer metadata
+    `tfc.sparse.block`, so the sparse-storage pass encodes it with that block size (depthwise
+    weights always use the kernel width and get no hint).
+    """
+    from tfc.sparse import BLOCK_HINT_KEY, prune_blocks
 
     pruned = onnx.ModelProto()
     pruned.CopyFrom(model)
@@ -26,6 +32,7 @@ def prune_onnx(model: onnx.ModelProto, sparsity: float, block: int = 4) -> onnx.
         if node is None:
             continue
         w = numpy_helper.to_array(init)
+        walk = "linear"
         if node.op_type == "Conv":  # OIHW -> OHWI (depthwise: [C, kh, kw, 1])
             ohwi = w.transpose(0, 2, 3, 1)
             walk, b = ("depthwise", w.shape[3]) if w.shape[1] == 1 else ("conv", block)
@@ -35,5 +42,10 @@ def prune_onnx(model: onnx.ModelProto, sparsity: float, block: int = 4) -> onnx.
             out_in = w if trans_b else w.T
             new = prune_blocks(out_in, "linear", block, sparsity)
             new = new if trans_b else new.T
+        metadata = [(p.key, p.value) for p in init.metadata_props if p.key != BLOCK_HINT_KEY]
+        if hint and walk != "depthwise":
+            metadata.append((BLOCK_HINT_KEY, str(block)))
         init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(new), init.name))
+        for key, value in metadata:
+            init.metadata_props.add(key=key, value=value)
     return pruned

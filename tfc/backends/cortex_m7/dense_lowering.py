@@ -11,8 +11,11 @@ here, at compile time:
 - depthwise conv2d (channel multiplier 1) gets its weights as [kh, kw, C] (four channels per
   word) and its bias with the input zero point folded in: bias - input_zp * sum of taps.
 
-The fast kernels requantize with 32-bit operations (tfc_requantize_fast), exact when no multiplier
-is INT32_MIN and every shift is in [-31, 30]; other ops keep the generic kernel.
+The fast kernels take ops whose multipliers are not INT32_MIN and whose shifts are in [-31, 30].
+When every channel's shift is in [-22, -2] (output scales below a quarter of the accumulator's:
+all of them in practice), the lowering adds a {multiplier, round, k} table
+(quant_math.high_word_requant) and the kernels requantize from the product's high word in two
+instructions, zero point included.
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ def lower_dense(op: Op, ctx):
     bias = _const_array(op, 2)
     x, y, name = ctx.buf(op.operands[0]), ctx.buf(op.result), op.result.name
     out_c = w.shape[0]
-    quant = _channel_quant(ctx, op, out_c)
+    quant = _channel_quant(ctx, op, out_c, high_word=True)
     if kind == "depthwise":
         kh, kw = w.shape[1:3]
         weights = ctx.const_array(f"{name}_w_hwc", depthwise_hwc(w))

@@ -24,8 +24,11 @@ from typing import Callable, Protocol
 import numpy as np
 
 from tfc.backends.cortex_m7.dense_lowering import dense_scratch_bytes, lower_dense
+from tfc.backends.cortex_m7.elementwise_lowering import ELEMENTWISE_LOWERINGS
+from tfc.backends.cortex_m7.matmul_lowering import lower_matmul, matmul_scratch_bytes
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Op, Value
+from tfc.ir.quant_math import high_word_requant, scaled_layernorm_xn_bits
 from tfc.ir.types import Quant
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -80,6 +83,7 @@ def is_view(op: Op) -> bool:
 # and `ctx.scratch(n)` hands it out. A kernel that needs scratch declares its size here.
 SCRATCH_RULES: dict[str, Callable[[Op], int]] = {
     "conv2d": dense_scratch_bytes, "linear": dense_scratch_bytes,  # dense_lowering.py's kernels
+    "matmul": matmul_scratch_bytes,  # matmul_lowering.py: the int16 operand panels
 }
 
 
@@ -217,12 +221,22 @@ def _per_channel(ctx: LoweringContext, op: Op, key: str, channels: int) -> str:
     return ctx.const_array(f"{op.result.name}_{key}", np.asarray(values, dtype=np.int32))
 
 
-def _channel_quant(ctx: LoweringContext, op: Op, channels: int) -> str:
+def _channel_quant(ctx: LoweringContext, op: Op, channels: int, high_word: bool = False) -> str:
+    """The op's tfc_channel_quant; `high_word` adds the fast requantization table when every
+    channel allows it (for kernels that read it)."""
     lo, hi = _act_range(op)
+    fields = {}
+    if high_word:
+        multipliers = np.broadcast_to(np.asarray(op.attrs["multiplier"], np.int64), (channels,))
+        shifts = np.broadcast_to(np.asarray(op.attrs["shift"], np.int64), (channels,))
+        params = high_word_requant(multipliers, shifts, op.attrs["output_zp"])
+        if params is not None:
+            fields["high_word"] = ctx.const_array(f"{op.result.name}_requant", params.reshape(-1))
     return c_struct("tfc_channel_quant", input_zp=op.attrs["input_zp"],
                     output_zp=op.attrs["output_zp"],
                     multiplier=_per_channel(ctx, op, "multiplier", channels),
-                    shift=_per_channel(ctx, op, "shift", channels), act_min=lo, act_max=hi)
+                    shift=_per_channel(ctx, op, "shift", channels), act_min=lo, act_max=hi,
+                    **fields)
 
 
 def _tensor_quant(op: Op) -> str:
@@ -285,29 +299,6 @@ def _linear(op: Op, ctx) -> list[KernelCall]:
     return [KernelCall("tfc_linear_f32", args + _float_act(op))]
 
 
-def _matmul(op: Op, ctx) -> list[KernelCall]:
-    kind = _kind(op)
-    a_type, b_type = op.operands[0].type, op.operands[1].type
-    out_shape = op.result.type.shape
-    m, k, n = a_type.shape[-2], a_type.shape[-1], b_type.shape[-1]
-    batch = out_shape[:-2]
-    a_strides = [s * m * k for s in _broadcast_strides(a_type.shape[:-2], batch)]
-    b_strides = [s * k * n for s in _broadcast_strides(b_type.shape[:-2], batch)]
-    dims, a_strides, b_strides = _merge_dims(batch, a_strides, b_strides)
-    _check_rank(op, len(dims))
-    shape = c_struct("tfc_matmul_shape", m=m, k=k, n=n, batch_rank=len(dims),
-                     batch_dims=c_ints(dims), a_batch_strides=c_ints(a_strides),
-                     b_batch_strides=c_ints(b_strides))
-    args = (ctx.buf(op.operands[0]), ctx.buf(op.operands[1]), ctx.buf(op.result), shape)
-    if kind == "f32":
-        return [KernelCall("tfc_matmul_f32", args)]
-    lo, hi = _act_range(op)
-    a = op.attrs
-    quant = c_struct("tfc_binary_quant", a_zp=a["a_zp"], b_zp=a["b_zp"], output_zp=a["output_zp"],
-                     multiplier=a["multiplier"], shift=a["shift"], act_min=lo, act_max=hi)
-    return [KernelCall("tfc_matmul_s8", args + (quant,))]
-
-
 def _broadcast(op: Op) -> str:
     out_shape = op.result.type.shape or (1,)
     a_strides = _broadcast_strides(op.operands[0].type.shape, out_shape)
@@ -316,32 +307,6 @@ def _broadcast(op: Op) -> str:
     _check_rank(op, len(dims))
     return c_struct("tfc_broadcast", rank=len(dims), dims=c_ints(dims),
                     a_strides=c_ints(a_strides), b_strides=c_ints(b_strides))
-
-
-def _binary_quant(op: Op) -> str:
-    a = op.attrs
-    lo, hi = _act_range(op)
-    if op.name == "mul":
-        return c_struct("tfc_binary_quant", a_zp=a["a_zp"], b_zp=a["b_zp"],
-                        output_zp=a["output_zp"], multiplier=a["multiplier"], shift=a["shift"],
-                        act_min=lo, act_max=hi)
-    return c_struct("tfc_binary_quant", a_zp=a["a_zp"], b_zp=a["b_zp"], output_zp=a["output_zp"],
-                    left_shift=a["left_shift"], a_multiplier=a["a_multiplier"],
-                    a_shift=a["a_shift"], b_multiplier=a["b_multiplier"], b_shift=a["b_shift"],
-                    multiplier=a["output_multiplier"], shift=a["output_shift"],
-                    act_min=lo, act_max=hi)
-
-
-def _elementwise_binary(op: Op, ctx) -> list[KernelCall]:
-    kind = _kind(op)
-    if op.operands[1].type.dtype != kind:
-        raise UnsupportedOpError(f"{op.where()}: operands are {kind} and "
-                                 f"{op.operands[1].type.dtype}; both must have the same dtype")
-    args = (ctx.buf(op.operands[0]), ctx.buf(op.operands[1]), ctx.buf(op.result), _broadcast(op))
-    fn = f"tfc_{op.name}_{_suffix(kind)}"
-    if kind == "i8":
-        return [KernelCall(fn, args + (_binary_quant(op),))]
-    return [KernelCall(fn, args + _float_act(op))]
 
 
 def _relu(op: Op, ctx) -> list[KernelCall]:
@@ -359,53 +324,6 @@ def _clip(op: Op, ctx) -> list[KernelCall]:
         bounds = (c_float(-math.inf if lo is None else lo), c_float(math.inf if hi is None else hi))
     return [KernelCall(f"tfc_clip_{_suffix(kind)}", (ctx.buf(op.operands[0]), ctx.buf(op.result),
                                                      str(op.result.type.numel)) + bounds)]
-
-
-def _maxpool2d(op: Op, ctx) -> list[KernelCall]:
-    kind = _kind(op)
-    _require_nhwc(op)
-    geometry = _window(op, op.attrs["kernel"], op.result.type.shape[3])
-    return [KernelCall(f"tfc_maxpool2d_{_suffix(kind)}",
-                       (ctx.buf(op.operands[0]), ctx.buf(op.result), geometry))]
-
-
-def _avgpool2d(op: Op, ctx) -> list[KernelCall]:
-    kind = _kind(op)
-    _require_nhwc(op)
-    geometry = _window(op, op.attrs["kernel"], op.result.type.shape[3])
-    args = (ctx.buf(op.operands[0]), ctx.buf(op.result), geometry,
-            "1" if op.attr("count_include_pad", False) else "0")
-    if kind == "i8":
-        return [KernelCall("tfc_avgpool2d_s8", args + (_tensor_quant(op),))]
-    return [KernelCall("tfc_avgpool2d_f32", args)]
-
-
-def _mean_over(op: Op, ctx, axes) -> list[KernelCall]:
-    """A mean over `axes` of the operand; the result (keepdims or not) is contiguous."""
-    kind = _kind(op)
-    shape = op.operands[0].type.shape
-    natural = _strides(shape)
-    keep = [i for i in range(len(shape)) if i not in axes]
-    outer_dims, outer_strides = _merge_dims([shape[i] for i in keep], [natural[i] for i in keep])
-    reduce_dims, reduce_strides = _merge_dims([shape[i] for i in axes], [natural[i] for i in axes])
-    _check_rank(op, max(len(outer_dims), len(reduce_dims)))
-    walk = c_struct("tfc_reduce_shape", outer_rank=len(outer_dims), outer_dims=c_ints(outer_dims),
-                    outer_strides=c_ints(outer_strides), reduce_rank=len(reduce_dims),
-                    reduce_dims=c_ints(reduce_dims), reduce_strides=c_ints(reduce_strides))
-    args = (ctx.buf(op.operands[0]), ctx.buf(op.result), walk)
-    if kind == "i8":
-        return [KernelCall("tfc_reduce_mean_s8", args + (_tensor_quant(op),))]
-    return [KernelCall("tfc_reduce_mean_f32", args)]
-
-
-def _global_avgpool(op: Op, ctx) -> list[KernelCall]:
-    axes = [1, 2] if op.attr("layout", "nchw") == "nhwc" else [2, 3]
-    return _mean_over(op, ctx, axes)
-
-
-def _reduce_mean(op: Op, ctx) -> list[KernelCall]:
-    rank = op.operands[0].type.rank
-    return _mean_over(op, ctx, sorted({ax % rank for ax in op.attrs["axes"]}))
 
 
 def _rows_over_last_axis(op: Op) -> tuple[int, int]:
@@ -431,14 +349,19 @@ def _layernorm(op: Op, ctx) -> list[KernelCall]:
         raise UnsupportedOpError(f"{op.where()}: the integer layernorm takes x only; gamma and "
                                  f"beta fold into multiplier/bias (run scaled-layernorm)")
     lo, hi = _act_range(op)
-    # multiplier and bias interleaved per column, so the kernel fetches both with one LDRD.
+    # (multiplier, bias + 128 codes) per column; each full group of four columns in the SXTB16
+    # lane order 0, 2, 1, 3, so that one LDM fetches a lane pair's four words (tfc_runtime.h).
     pairs = np.stack([np.asarray(op.attrs["multiplier"], np.int64),
-                      np.asarray(op.attrs["bias"], np.int64)], axis=-1)
+                      np.asarray(op.attrs["bias"], np.int64) + (128 << 16)], axis=-1)
     if pairs.shape != (cols, 2):
         raise UnsupportedOpError(f"{op.where()}: multiplier and bias need {cols} entries each, "
                                  f"one per channel")
-    gamma_bias = ctx.const_array(f"{op.result.name}_gamma_bias", pairs.reshape(-1).astype(np.int32))
-    quant = c_struct("tfc_layernorm_quant", eps_q=int(op.attrs["eps_q"]), gamma_bias=gamma_bias,
+    order = np.arange(cols)
+    order[:cols & ~3] = order[:cols & ~3].reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)
+    gamma_bias = ctx.const_array(f"{op.result.name}_gamma_bias",
+                                 pairs[order].reshape(-1).astype(np.int32))
+    quant = c_struct("tfc_layernorm_quant", eps_q=int(op.attrs["eps_q"]),
+                     xn_bits=scaled_layernorm_xn_bits(cols), gamma_bias=gamma_bias,
                      act_min=lo, act_max=hi)
     return [KernelCall("tfc_layernorm_s8", (x, y, str(rows), str(cols), quant))]
 
@@ -456,12 +379,6 @@ def _softmax(op: Op, ctx) -> list[KernelCall]:
     return [KernelCall("tfc_softmax_s8", (x, ctx.buf(op.operands[1]), y, str(rows), str(cols),
                                           str(a["output_zp"]), str(a["multiplier"]),
                                           str(a["shift"])))]
-
-
-def _requantize(op: Op, ctx) -> list[KernelCall]:
-    _kind(op, allowed=("i8",))
-    return [KernelCall("tfc_requantize_s8", (ctx.buf(op.operands[0]), ctx.buf(op.result),
-                                             str(op.result.type.numel), _tensor_quant(op)))]
 
 
 def _quant_layout(op: Op, ctx, quant: Quant | None, shape, side: str) -> tuple[str, ...]:
@@ -582,12 +499,11 @@ def _const(op: Op, ctx) -> list[KernelCall]:
 
 LOWERINGS: dict[str, Lowering] = {
     "const": _const,
-    "conv2d": _conv2d, "linear": _linear, "matmul": _matmul,
-    "add": _elementwise_binary, "sub": _elementwise_binary, "mul": _elementwise_binary,
-    "relu": _relu, "clip": _clip, "requantize": _requantize,
+    "conv2d": _conv2d, "linear": _linear, "matmul": lower_matmul,
+    **ELEMENTWISE_LOWERINGS,  # add, sub, mul, requantize, pooling, means
+    "relu": _relu, "clip": _clip,
     "quantize": _quantize, "dequantize": _dequantize,
-    "maxpool2d": _maxpool2d, "avgpool2d": _avgpool2d, "global_avgpool": _global_avgpool,
-    "reduce_mean": _reduce_mean, "layernorm": _layernorm, "softmax": _softmax,
+    "layernorm": _layernorm, "softmax": _softmax,
     "transpose": _transpose, "reshape": _reshape, "concat": _concat, "slice": _slice,
     "split": _split,
 }

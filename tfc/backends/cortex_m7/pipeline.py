@@ -25,6 +25,10 @@ INT8_PIPELINE = (
     "layout-nhwc",
     # Cancel the transposes the layout change made meet each other.
     "canonicalize",
+    # Attention: the 1/sqrt(d) requantize after Q.K^T joins the matmul's own requantization, and
+    # the multi-head split/merge transposes become the matmuls' strides (no copies, no buffers).
+    "fold-matmul-requantize",
+    "fold-transpose-matmul",
     # Pruned weights: dense or block run-length storage per tensor, whichever is smaller and faster.
     "sparse-storage",
     # The kernels this backend will call say how much scratch each needs (as IR attributes),
@@ -42,6 +46,7 @@ FLOAT32_PIPELINE = (
     "fuse-activation",
     "layout-nhwc",
     "canonicalize",
+    "fold-transpose-matmul",
     "m7-kernel-scratch",
     "memory-plan",
     "verify-memory",

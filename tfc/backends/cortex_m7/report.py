@@ -42,8 +42,9 @@ def layer_macs(op: Op) -> int:
         return out.numel * (w.numel // w.shape[0])
     if op.name == "linear":
         return out.numel * op.operands[1].type.shape[1]
-    if op.name == "matmul":
-        return out.numel * op.operands[0].type.shape[-1]
+    if op.name == "matmul":  # the contraction runs along A's last dim as read through a_perm
+        a_perm = op.attr("a_perm", None)
+        return out.numel * op.operands[0].type.shape[a_perm[-1] if a_perm else -1]
     return 0
 
 

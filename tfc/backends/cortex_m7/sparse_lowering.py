@@ -34,21 +34,53 @@ def stream_of(const: Op, walk: str) -> BrleStream:
     return encode(walk_rows(const.attrs["value"].array, walk), int(const.attrs["block"]))
 
 
-def _stream_struct(ctx, op: Op, stream: BrleStream) -> str:
+def _stream_struct(ctx, op: Op, stream: BrleStream, short_requant: bool = False) -> str:
     from tfc.backends.cortex_m7.kernels import c_struct
 
     data = ctx.const_array(f"{op.operands[1].name}_brle", stream.data if stream.nbytes else
                            np.zeros(1, np.uint8))
     return c_struct("tfc_brle", data=data, records=stream.records, block=stream.block,
-                    blocks_per_row=stream.blocks_per_row, rows=stream.rows)
+                    blocks_per_row=stream.blocks_per_row, rows=stream.rows,
+                    short_requant=int(short_requant))
+
+
+def _bias_array(op: Op) -> np.ndarray | None:
+    if len(op.operands) < 3:
+        return None
+    const = storage_root(op.operands[2]).producer
+    if const is None or const.name != "const":
+        raise UnsupportedOpError(f"{op.where()}: the sparse kernel needs a constant bias; store "
+                                 "these weights dense")
+    return const.attrs["value"].array.reshape(-1)
+
+
+def short_requant_exact(op: Op, rows: np.ndarray) -> bool:
+    """Whether tfc_sparse.c's short requantization (SMMLA, ASR) is exact on every output of `op`.
+
+    It needs, with k = -1 - shift, every shift <= -2 (MBQM then only needs the product's high
+    word) and the rounding constant 2^(k-1) + output_zp * 2^k within +-2^30. A row whose weights
+    are all zero may have any shift (a pruned channel's tiny weight scale makes it large): the
+    kernel stores its constant output instead."""
+    channels = rows.shape[0]
+    shift = np.broadcast_to(np.asarray(op.attrs["shift"], np.int64), (channels,))
+    zero_rows = ~rows.any(axis=1)
+    short = (shift <= -2) & (shift >= -31)
+    if not (short | zero_rows).all():
+        return False
+    k = -1 - shift[short]
+    rounding = (1 << (k - 1)) + int(op.attrs["output_zp"]) * (1 << k)
+    return bool((np.abs(rounding) < (1 << 30)).all())
 
 
 BRLE_GROUP = 4  # output pixels or tokens per pass over the stream (BRLE_GROUP in tfc_sparse.c)
 
 
+ROW_TABLE_BYTES = 20  # sizeof(brle_row) in tfc_sparse.c: records, bias and requantization
+
+
 def _patch_bytes(blocks_per_row: int, block: int, rows: int) -> int:
-    """The group patch (BRLE_GROUP int16 rows) and the per-row record counts (int32)."""
-    return 2 * BRLE_GROUP * blocks_per_row * block + 4 * rows
+    """The group patch (BRLE_GROUP int16 rows) and the row table."""
+    return 2 * BRLE_GROUP * blocks_per_row * block + ROW_TABLE_BYTES * rows
 
 
 def sparse_scratch_bytes(op: Op) -> int | None:
@@ -66,6 +98,7 @@ def sparse_scratch_bytes(op: Op) -> int | None:
 
 def lower_sparse(op: Op, ctx):
     """The tfc_sparse.c call for `op`, or None when its weights are stored dense."""
+    from tfc.backends.cortex_m7.dense_lowering import fold_zero_point
     from tfc.backends.cortex_m7.kernels import KernelCall, _bias, _channel_quant, _window
 
     const = brle_const(op)
@@ -79,26 +112,33 @@ def lower_sparse(op: Op, ctx):
     if walk != "depthwise" and stream.block not in (2, 4):
         raise UnsupportedOpError(f"{op.where()}: brle block {stream.block} has no {walk} kernel; "
                                  "use block 2 or 4")
-    w = _stream_struct(ctx, op, stream)
-    x, y, bias = ctx.buf(op.operands[0]), ctx.buf(op.result), _bias(ctx, op)
+    x, y = ctx.buf(op.operands[0]), ctx.buf(op.result)
     patch_bytes = _patch_bytes(stream.blocks_per_row, stream.block, stream.rows)
-    if walk == "linear":
-        out_features, in_features = op.operands[1].type.shape
-        rows = op.operands[0].type.numel // in_features
-        return [KernelCall("tfc_linear_brle_s8", (
-            x, w, bias, y, str(rows), str(in_features), _channel_quant(ctx, op, out_features),
-            ctx.scratch(patch_bytes, "int16_t")))]
-    out_c, kh, kw, _ = op.operands[1].type.shape
-    geometry = _window(op, (kh, kw), out_c, op.attr("group", 1))
-    quant = _channel_quant(ctx, op, out_c)
     if walk == "depthwise":
+        out_c, kh, kw, _ = op.operands[1].type.shape
         if kh > MAX_KERNEL_ROWS or stream.block != kw:
             raise UnsupportedOpError(f"{op.where()}: the sparse depthwise kernel takes at most "
                                      f"{MAX_KERNEL_ROWS} kernel rows of one block each; store "
                                      "these weights dense")
-        return [KernelCall("tfc_depthwise_brle_s8", (x, w, bias, y, geometry, quant))]
-    return [KernelCall("tfc_conv2d_brle_s8", (x, w, bias, y, geometry, quant,
-                                              ctx.scratch(patch_bytes, "int16_t")))]
+        return [KernelCall("tfc_depthwise_brle_s8", (
+            x, _stream_struct(ctx, op, stream), _bias(ctx, op), y,
+            _window(op, (kh, kw), out_c, op.attr("group", 1)), _channel_quant(ctx, op, out_c)))]
+    # conv and linear: the input zero point folded into the bias (the kernels widen x as is).
+    rows = walk_rows(const.attrs["value"].array, walk)
+    bias = _bias_array(op)
+    w = _stream_struct(ctx, op, stream, short_requant_exact(op, rows))
+    folded = ctx.const_array(f"{op.operands[1].name}_bias_folded",
+                             fold_zero_point(bias, rows, op.attrs["input_zp"]))
+    if walk == "linear":
+        out_features, in_features = op.operands[1].type.shape
+        tokens = op.operands[0].type.numel // in_features
+        return [KernelCall("tfc_linear_brle_s8", (
+            x, w, folded, y, str(tokens), str(in_features), _channel_quant(ctx, op, out_features),
+            ctx.scratch(patch_bytes, "int16_t")))]
+    out_c, kh, kw, _ = op.operands[1].type.shape
+    return [KernelCall("tfc_conv2d_brle_s8", (
+        x, w, folded, y, _window(op, (kh, kw), out_c, 1), _channel_quant(ctx, op, out_c),
+        ctx.scratch(patch_bytes, "int16_t")))]
 
 
 def sparse_layer_fields(op: Op, const: Op) -> dict:

@@ -39,46 +39,49 @@ void tfc_linear_f32(const float *x, const float *w, const float *bias, float *y,
 }
 #endif /* TFC_INT8_ONLY */
 
-void tfc_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul_shape *s,
-                   const tfc_binary_quant *q)
+/* The scalar strided matmul: the reference the panel kernel (tfc_matmul_s8.c) is tested against,
+ * and the kernel for matmuls whose panel would not fit in scratch. */
+void tfc_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul_layout *s,
+                   const tfc_matmul_quant *q)
 {
     const int32_t batches = tfc_product(s->batch_rank, s->batch_dims);
-    tfc_walker it;
-    tfc_walker_start(&it);
     for (int32_t batch = 0; batch < batches; ++batch) {
-        const int8_t *a_mat = a + it.off_a;
-        const int8_t *b_mat = b + it.off_b;
+        const int8_t *a_mat = a + tfc_walk_offset(batch, s->batch_rank, s->batch_dims, s->a_batch_strides);
+        const int8_t *b_mat = b + tfc_walk_offset(batch, s->batch_rank, s->batch_dims, s->b_batch_strides);
+        int8_t *y_mat = y + tfc_walk_offset(batch, s->batch_rank, s->batch_dims, s->y_batch_strides);
         for (int32_t i = 0; i < s->m; ++i) {
             for (int32_t j = 0; j < s->n; ++j) {
-                int32_t acc = tfc_dot_strided_s8(a_mat + i * s->k, -q->a_zp, b_mat + j, s->n,
-                                                 -q->b_zp, s->k);
+                int32_t acc = 0;
+                for (int32_t k = 0; k < s->k; ++k) {
+                    acc += ((int32_t)a_mat[i * s->a_stride_m + k * s->a_stride_k] - q->a_zp)
+                           * ((int32_t)b_mat[k * s->b_stride_k + j * s->b_stride_n] - q->b_zp);
+                }
                 int32_t out = tfc_requantize(acc, q->multiplier, q->shift) + q->output_zp;
-                *y++ = (int8_t)tfc_clamp_i32(out, q->act_min, q->act_max);
+                y_mat[i * s->y_stride_m + j * s->y_stride_n] =
+                    (int8_t)tfc_clamp_i32(out, q->act_min, q->act_max);
             }
         }
-        tfc_walker_next(&it, s->batch_rank, s->batch_dims, s->a_batch_strides, s->b_batch_strides);
     }
 }
 
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
-void tfc_matmul_f32(const float *a, const float *b, float *y, const tfc_matmul_shape *s)
+void tfc_matmul_f32(const float *a, const float *b, float *y, const tfc_matmul_layout *s)
 {
     const int32_t batches = tfc_product(s->batch_rank, s->batch_dims);
-    tfc_walker it;
-    tfc_walker_start(&it);
     for (int32_t batch = 0; batch < batches; ++batch) {
-        const float *a_mat = a + it.off_a;
-        const float *b_mat = b + it.off_b;
+        const float *a_mat = a + tfc_walk_offset(batch, s->batch_rank, s->batch_dims, s->a_batch_strides);
+        const float *b_mat = b + tfc_walk_offset(batch, s->batch_rank, s->batch_dims, s->b_batch_strides);
+        float *y_mat = y + tfc_walk_offset(batch, s->batch_rank, s->batch_dims, s->y_batch_strides);
         for (int32_t i = 0; i < s->m; ++i) {
             for (int32_t j = 0; j < s->n; ++j) {
                 float acc = 0.0f;
                 for (int32_t k = 0; k < s->k; ++k) {
-                    acc += a_mat[i * s->k + k] * b_mat[k * s->n + j];
+                    acc += a_mat[i * s->a_stride_m + k * s->a_stride_k]
+                           * b_mat[k * s->b_stride_k + j * s->b_stride_n];
                 }
-                *y++ = acc;
+                y_mat[i * s->y_stride_m + j * s->y_stride_n] = acc;
             }
         }
-        tfc_walker_next(&it, s->batch_rank, s->batch_dims, s->a_batch_strides, s->b_batch_strides);
     }
 }
 #endif /* TFC_INT8_ONLY */

@@ -1,8 +1,8 @@
 /* Exact integer arithmetic of the INT8 path, shared by every kernel.
  *
- * These mirror tfc/ir/quant_math.py bit for bit (gemmlowp / TFLite conventions): a real scale is
- * an int32 multiplier in [2^30, 2^31) and a shift (positive = left), and requantization is a
- * saturating rounding doubling high multiply followed by a rounding divide by a power of two.
+ * These mirror tfc/ir/quant_math.py bit for bit: a real scale is an int32 multiplier in
+ * [2^30, 2^31) and a shift (positive = left), as in TFLite, and requantization rounds the exact
+ * product once (half up), which is cheaper on the M7 than gemmlowp's two roundings.
  * Everything is static inline so the hot loops see through it; no floats, no libm. */
 #ifndef TFC_FIXEDPOINT_H
 #define TFC_FIXEDPOINT_H
@@ -19,40 +19,31 @@ static inline int64_t tfc_clamp_i64(int64_t x, int64_t lo, int64_t hi)
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
-/* round(a * b / 2^31), ties away from zero; the one overflowing input pair saturates. */
-static inline int32_t tfc_srdhm(int32_t a, int32_t b)
-{
-    if (a == INT32_MIN && b == INT32_MIN) {
-        return INT32_MAX;
-    }
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    /* C's division truncates toward zero, which is what the reference specifies. */
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
-}
-
-/* x / 2^exponent rounded half away from zero (gemmlowp RoundingDivideByPOT). */
-static inline int32_t tfc_rounding_divide_by_pot(int32_t x, int32_t exponent)
-{
-    if (exponent > 62) {
-        exponent = 62; /* every shift past 31 already gives the same result for an int32 */
-    }
-    int64_t wide = x;
-    int64_t mask = ((int64_t)1 << exponent) - 1;
-    int64_t remainder = wide & mask;
-    int64_t threshold = (mask >> 1) + (wide < 0 ? 1 : 0);
-    return (int32_t)((wide >> exponent) + (remainder > threshold ? 1 : 0));
-}
-
-/* MBQM: x * multiplier * 2^(shift - 31), rounded. The left shift wraps in 32 bits like the
- * reference (quantizers keep it in range). */
+/* MBQM: x * multiplier * 2^(shift - 31) rounded half up in one step, i.e. with t = 31 - shift,
+ * floor((x * multiplier + 2^(t-1)) / 2^t) of the exact 64-bit product, saturated to int32
+ * (quant_math.multiply_by_quantized_multiplier; shift in [-31, 30]).
+ * For shift <= -2 (t >= 33) only the product's high word h matters:
+ * floor((h * 2^32 + l + 2^(t-1)) / 2^t) = floor((h + 2^(t-33)) / 2^(t-32)) because the low word
+ * l < 2^32 cannot carry across a multiple of 2^t; |h| <= 2^30, so nothing overflows. That is
+ * SMMUL, ADD, ASR on the M7, and the case of every conv/linear/matmul output scale in practice. */
 static inline int32_t tfc_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
-    int32_t left = shift > 0 ? shift : 0;
-    int32_t right = shift > 0 ? 0 : -shift;
-    /* Shift as unsigned: a signed left shift of a negative value is undefined in C. */
-    int32_t shifted = left >= 32 ? 0 : (int32_t)((uint32_t)x << left);
-    return tfc_rounding_divide_by_pot(tfc_srdhm(shifted, multiplier), right);
+    const int64_t product = (int64_t)x * multiplier;
+    if (shift <= -2) {
+        const int32_t k = -1 - shift;
+        return ((int32_t)(product >> 32) + (1 << (k - 1))) >> k;
+    }
+    const int32_t t = 31 - shift;
+    return (int32_t)tfc_clamp_i64((product + ((int64_t)1 << (t - 1))) >> t, INT32_MIN, INT32_MAX);
+}
+
+/* MBQM plus the output zero point from the product's high word alone, for the channels the
+ * compiler checked (quant_math.high_word_requant): params = {multiplier, round, k} with
+ * round = 2^(k-1) + output_zp * 2^k. SMMLA and ASR on the M7. */
+static inline int32_t tfc_requantize_high_word(int32_t x, const int32_t *params)
+{
+    const int32_t high = (int32_t)(((int64_t)x * params[0]) >> 32);
+    return (high + params[1]) >> params[2];
 }
 
 /* Wraps an int64 intermediate to int32 the way the reference's 32-bit shift does; callers use it

@@ -77,14 +77,21 @@ static inline void panel_clear_tail(uint32_t *panel, int32_t k4)
 /* The requantization constants of a call, copied out of tfc_channel_quant: the output stores
  * (int8) may alias anything, so fields read through the pointer would be reloaded per output. */
 typedef struct {
-    const int32_t *multiplier, *shift;
+    const int32_t *multiplier, *shift, *high_word;
     int32_t output_zp, act_min, act_max;
 } channel_requant;
 
 static inline channel_requant requant_of(const tfc_channel_quant *q)
 {
-    channel_requant r = {q->multiplier, q->shift, q->output_zp, q->act_min, q->act_max};
+    channel_requant r = {q->multiplier, q->shift, q->high_word, q->output_zp, q->act_min,
+                         q->act_max};
     return r;
+}
+
+/* Output channel o's int8 from the {multiplier, round, k} table (zero point included). */
+static inline int8_t high_word_output(int32_t acc, const int32_t *params, const channel_requant *r)
+{
+    return (int8_t)tfc_clamp_i32(tfc_requantize_high_word(acc, params), r->act_min, r->act_max);
 }
 
 static inline int8_t requant_output(int32_t acc, int32_t multiplier, int32_t shift,
@@ -160,6 +167,20 @@ static void panel_times_weights(const uint32_t *panel, const int8_t *w_packed,
         }
         if (groups & 1) {
             GEMM_GROUP(a, w);
+        }
+        if (r.high_word) {
+            const int32_t *p0 = r.high_word + 3 * o;
+            y0[o] = high_word_output(acc00, p0, &r);
+            if (y1) {
+                y1[o] = high_word_output(acc10, p0, &r);
+            }
+            if (has_second) {
+                y0[o + 1] = high_word_output(acc01, p0 + 3, &r);
+                if (y1) {
+                    y1[o + 1] = high_word_output(acc11, p0 + 3, &r);
+                }
+            }
+            continue;
         }
         const int32_t m0 = r.multiplier[o], s0 = r.shift[o];
         y0[o] = requant_output(acc00, m0, s0, &r);
@@ -266,6 +287,14 @@ static void depthwise_pixel(const int8_t *const *tap, int32_t taps, const int8_t
             acc2 = tfc_smlatt(x02, w02, acc2);
             acc1 = tfc_smlabb(x13, w13, acc1);
             acc3 = tfc_smlatt(x13, w13, acc3);
+        }
+        if (q->high_word) {
+            const int32_t *p = q->high_word + 3 * c;
+            y[c] = high_word_output(acc0, p, q);
+            y[c + 1] = high_word_output(acc1, p + 3, q);
+            y[c + 2] = high_word_output(acc2, p + 6, q);
+            y[c + 3] = high_word_output(acc3, p + 9, q);
+            continue;
         }
         y[c] = requant_output(acc0, q->multiplier[c], q->shift[c], q);
         y[c + 1] = requant_output(acc1, q->multiplier[c + 1], q->shift[c + 1], q);

@@ -58,6 +58,19 @@ static inline int32_t tfc_product(int32_t rank, const int32_t *dims)
     return n;
 }
 
+/* Element offset of the `index`-th position of a row-major walk over `dims`, along `strides`
+ * (for walks that are too short to be worth a tfc_walker, e.g. a matmul's batch). */
+static inline int32_t tfc_walk_offset(int32_t index, int32_t rank, const int32_t *dims,
+                                      const int32_t *strides)
+{
+    int32_t offset = 0;
+    for (int32_t d = rank - 1; d >= 0; --d) {
+        offset += (index % dims[d]) * strides[d];
+        index /= dims[d];
+    }
+    return offset;
+}
+
 /* sum (x[i] + x_offset) * w[i] over contiguous int8 vectors. */
 static inline int32_t tfc_dot_s8(const int8_t *x, const int8_t *w, int32_t len, int32_t x_offset)
 {
@@ -152,23 +165,10 @@ static inline uint32_t tfc_sadd16(uint32_t x, uint32_t y)
 #endif
 }
 
-/* tfc_requantize for the multipliers and shifts the compiler hands the fast kernels
- * (multiplier != INT32_MIN, -31 <= shift <= 30; kernels.py checks): the same result with 32-bit
- * operations and one 32x32->64 multiply-accumulate. With the multiplier never INT32_MIN the
- * saturating case cannot occur, and truncating (ab + nudge) / 2^31 toward zero equals
- * floor((ab + 2^30) / 2^31) for both signs of ab. */
+/* The kernels written before MBQM became a single rounding call this name; it is tfc_requantize. */
 static inline int32_t tfc_requantize_fast(int32_t x, int32_t multiplier, int32_t shift)
 {
-    /* Branch-free: max(shift, 0) and max(-shift, 0) by masks, so the hot loops do not branch. */
-    const int32_t left = shift & ~(shift >> 31);
-    const int32_t right = left - shift;
-    const int32_t shifted = (int32_t)((uint32_t)x << left);
-    const int64_t ab = (int64_t)shifted * multiplier + ((int64_t)1 << 30);
-    const int32_t high = (int32_t)(ab >> 31);
-    const uint32_t mask = (1u << right) - 1u; /* right <= 31 */
-    const uint32_t remainder = (uint32_t)high & mask;
-    const uint32_t threshold = (mask >> 1) + ((uint32_t)high >> 31);
-    return (high >> right) + (int32_t)(remainder > threshold);
+    return tfc_requantize(x, multiplier, shift);
 }
 
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */

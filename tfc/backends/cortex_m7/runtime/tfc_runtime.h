@@ -40,6 +40,10 @@ typedef struct {
     int32_t input_zp, output_zp;
     const int32_t *multiplier, *shift; /* one per output channel */
     int32_t act_min, act_max;
+    /* NULL, or per channel {multiplier, round, k} (tfc_requantize_high_word, output_zp included)
+     * where the compiler found every channel fit for it: the fast kernels then requantize in two
+     * instructions. */
+    const int32_t *high_word;
 } tfc_channel_quant;
 
 /* Requantization of a per-tensor int8 op (pooling, means, requantize). */
@@ -49,12 +53,9 @@ typedef struct {
     int32_t act_min, act_max;
 } tfc_tensor_quant;
 
-/* Two-input int8 ops: matmul and mul use multiplier/shift; add and sub (TFLite add) rescale each
- * input first (a_*, b_*, left_shift) and then the sum (multiplier/shift). */
+/* Two-input int8 ops that requantize a product: matmul and mul. */
 typedef struct {
     int32_t a_zp, b_zp, output_zp;
-    int32_t left_shift;
-    int32_t a_multiplier, a_shift, b_multiplier, b_shift;
     int32_t multiplier, shift;
     int32_t act_min, act_max;
 } tfc_binary_quant;
@@ -66,13 +67,28 @@ typedef struct {
     const int32_t *dims, *a_strides, *b_strides;
 } tfc_broadcast;
 
-/* Batched matrix product y[batch] = a[batch] (m x k) @ b[batch] (k x n), y contiguous; the batch
- * walk is like tfc_broadcast (strides count elements, 0 where a batch dim broadcasts). */
+/* Batched matrix product with strided operands and result (element strides): A[i][kk] is
+ * a[i * a_stride_m + kk * a_stride_k], B[kk][j] is b[kk * b_stride_k + j * b_stride_n] and Y[i][j]
+ * is y[i * y_stride_m + j * y_stride_n], each matrix at its batch offset (row-major walk over
+ * batch_dims, 0 strides where a batch dim broadcasts). Transposed operands and multi-head
+ * split/merge layouts are strides here (matmul_lowering.py). */
 typedef struct {
     int32_t m, k, n;
+    int32_t a_stride_m, a_stride_k, b_stride_k, b_stride_n, y_stride_m, y_stride_n;
     int32_t batch_rank;
-    const int32_t *batch_dims, *a_batch_strides, *b_batch_strides;
-} tfc_matmul_shape;
+    const int32_t *batch_dims, *a_batch_strides, *b_batch_strides, *y_batch_strides;
+} tfc_matmul_layout;
+
+/* Requantization of the matmul kernels. post_shift >= 0 selects the high-word form
+ * y = (hi32(acc * multiplier) + rounding_high) >> post_shift with output_zp folded into
+ * rounding_high (matmul_lowering.py checks it equals MBQM + output_zp without overflow);
+ * post_shift = -1 uses tfc_requantize(acc, multiplier, shift) + output_zp. */
+typedef struct {
+    int32_t a_zp, b_zp, output_zp;
+    int32_t multiplier, shift;
+    int32_t act_min, act_max;
+    int32_t rounding_high, post_shift;
+} tfc_matmul_quant;
 
 /* A mean over some dims: each output element (walking outer dims, output contiguous) averages the
  * inputs reached by the reduce dims. Strides count input elements. */
@@ -86,7 +102,11 @@ typedef struct {
 /* Scaled-LayerNorm parameters (see ops.py: layernorm). */
 typedef struct {
     int32_t eps_q;
-    const int32_t *gamma_bias; /* per column c: [2c] = multiplier, [2c + 1] = bias (one LDRD) */
+    int32_t xn_bits; /* s: x_norm is carried as x_norm * 2^s (quant_math.scaled_layernorm_xn_bits) */
+    /* (multiplier, bias + 2^23) pairs. Columns 4j..4j+3 of each full group of four are stored in
+     * the order 4j, 4j+2, 4j+1, 4j+3 (the lanes of SXTB16 and SXTB16 ROR #8); the cols % 4 last
+     * ones in order. The 2^23 (128 codes) lets USAT16 do the int8 saturation. */
+    const int32_t *gamma_bias;
     int32_t act_min, act_max;
 } tfc_layernorm_quant;
 
@@ -108,11 +128,17 @@ void tfc_linear_f32(const float *x, const float *w, const float *bias, float *y,
                     float act_min, float act_max);
 #endif /* TFC_INT8_ONLY */
 
-void tfc_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul_shape *s,
-                   const tfc_binary_quant *q);
+void tfc_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul_layout *s,
+                   const tfc_matmul_quant *q);
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
-void tfc_matmul_f32(const float *a, const float *b, float *y, const tfc_matmul_shape *s);
+void tfc_matmul_f32(const float *a, const float *b, float *y, const tfc_matmul_layout *s);
 #endif /* TFC_INT8_ONLY */
+
+/* int8 activation x activation matmul (tfc_matmul_s8.c): `scratch` is word-aligned, of
+ * 2 * round_up(n, 2) * round_up(k, 4) + 4 * round_up(k, 4) bytes (int16 panels of B and of two rows
+ * of A). */
+void tfc_matmul_s8_panel(const int8_t *a, const int8_t *b, int8_t *y, const tfc_matmul_layout *s,
+                         const tfc_matmul_quant *q, uint32_t *scratch);
 
 /* ---- fast dense int8 kernels: tfc_gemm_s8.c (layouts and scratch chosen by kernels.py) ------ */
 
@@ -133,34 +159,47 @@ void tfc_depthwise_s8_hwc(const int8_t *x, const int8_t *w_hwc, const int32_t *f
 /* ---- sparse (block run-length) weights: tfc_sparse.c ---------------------------------------- */
 
 /* A weight tensor as brle records (d, v1..vb) in its kernel's walk order (tfc/sparse/codec.py):
- * `rows` rows (output channels) of `blocks_per_row` blocks of `block` weights. */
+ * `rows` rows (output channels) of `blocks_per_row` blocks of `block` weights. `short_requant`
+ * is 1 where the compiler proved the short requantization of tfc_sparse.c exact for the layer
+ * (every multiplier > 0, every shift in [-31, -1], |accumulator| < 2^30). */
 typedef struct {
     const uint8_t *data;
     int32_t records, block, blocks_per_row, rows;
+    int32_t short_requant;
 } tfc_brle;
 
 /* The most kernel rows a depthwise brle kernel takes (kernel_h). */
 #define TFC_BRLE_MAX_KERNEL 16
 
 /* groups == 1, block 2 or 4 over the OHWI row kh*kw*in_c (zero-padded to whole blocks);
+ * `bias` has the input zero point folded in (bias - input_zp * row sum, never NULL);
  * `patch` is 4-byte aligned scratch of 4 * blocks_per_row * block int16 (four output pixels per
- * stream pass) followed by `rows` int32 (records per row). */
+ * stream pass) followed by a row table of 20 bytes per row (records, bias, requantization). */
 void tfc_conv2d_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
                         const tfc_window *g, const tfc_channel_quant *q, int16_t *patch);
 /* depthwise (groups == in_c == out_c), block = kernel_w (one record per kernel row). */
 void tfc_depthwise_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
                            const tfc_window *g, const tfc_channel_quant *q);
-/* [out, in] weights (w->rows = out), batched over `rows` tokens; `patch` as for conv. */
+/* [out, in] weights (w->rows = out), batched over `rows` tokens; `bias` and `patch` as for conv. */
 void tfc_linear_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
                         int32_t rows, int32_t in_features, const tfc_channel_quant *q,
                         int16_t *patch);
 
 /* ---- elementwise ------------------------------------------------------------------------- */
 
+/* int8 add and sub (sub negates b_multiplier): y = clamp((a * a_multiplier + b * b_multiplier
+ * + bias) >> shift, act_min, act_max), the zero points and rounding folded into bias. */
+typedef struct {
+    int32_t a_multiplier, b_multiplier;
+    int32_t bias, shift;
+    int32_t act_min, act_max;
+} tfc_add_quant;
+
 void tfc_add_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_broadcast *s,
-                const tfc_binary_quant *q);
-void tfc_sub_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_broadcast *s,
-                const tfc_binary_quant *q);
+                const tfc_add_quant *q);
+/* Same-shape operands, all three contiguous: no walk at all. */
+void tfc_add_s8_contig(const int8_t *a, const int8_t *b, int8_t *y, int32_t size,
+                       const tfc_add_quant *q);
 void tfc_mul_s8(const int8_t *a, const int8_t *b, int8_t *y, const tfc_broadcast *s,
                 const tfc_binary_quant *q);
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
@@ -176,7 +215,8 @@ void tfc_clip_s8(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t h
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_clip_f32(const float *x, float *y, int32_t size, float lo, float hi);
 #endif /* TFC_INT8_ONLY */
-void tfc_requantize_s8(const int8_t *x, int8_t *y, int32_t size, const tfc_tensor_quant *q);
+/* y[i] = table[x[i] & 0xFF] with a 256-entry table made by the compiler (requantize). */
+void tfc_lookup_s8(const int8_t *x, int8_t *y, int32_t size, const int8_t *table);
 
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 /* Per-axis conversions: the tensor is [outer, channels, inner]; per-tensor is channels == 1. */
