@@ -55,7 +55,8 @@ def layer_instructions(sparsity: float, block: int, prefer: str, workdir: Path) 
     for kind, v in zip(LAYERS, graph.outputs):
         out[kind] = dict(instructions=by_name[v.name]["instructions"], macs=by_name[v.name]["macs"],
                          weight_bytes=report[v.name]["weight_bytes"],
-                         storage=report[v.name]["storage"], eta=report[v.name].get("eta"))
+                         storage=report[v.name]["storage"], eta=report[v.name].get("eta"),
+                         ratio=report[v.name].get("ratio") or 1.0)
     return out
 
 
@@ -72,14 +73,15 @@ def table(sparsities, blocks, workdir: Path) -> str:
             label = "3 (kernel row)" if kind == "depthwise" else str(b)
             lines.append(f"| {kind} | {base['instructions'] / base['macs']:.2f} | {label} | "
                          + " | ".join(cells) + " |")
-    lines += ["", "Weight bytes: predicted η = 1/((1−ρ)(1+1/b)) / measured dense bytes ÷ stored bytes "
-              "(the sparse-storage pass keeps a layer dense where that is smaller: measured 1.00):", "",
+    lines += ["", "Weight tensor bytes: predicted η = 1/((1−ρ)(1+1/b)) / measured dense bytes ÷ "
+              "stored bytes of the weight tensor (report.json `ratio`; the sparse-storage pass keeps "
+              "a tensor dense where that is smaller: measured 1.00). Bias and requantization "
+              "constants are the same either way and are not counted:", "",
               "| layer | b | " + " | ".join(f"ρ={s:.1f}" for s in sparsities) + " |",
               "|---|---|" + "---|" * len(sparsities)]
     for kind in LAYERS[:-1]:
         for b in blocks:
-            cells = [f"{1 / ((1 - s) * (1 + 1 / b)):.2f} / "
-                     f"{dense[kind]['weight_bytes'] / results[(b, s)][kind]['weight_bytes']:.2f}"
+            cells = [f"{1 / ((1 - s) * (1 + 1 / b)):.2f} / {results[(b, s)][kind]['ratio']:.2f}"
                      for s in sparsities]
             lines.append(f"| {kind} | {b} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

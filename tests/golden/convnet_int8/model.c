@@ -25,18 +25,12 @@ void tfc_layer_mark(int index);
 
 /* Constants, defined in weights.c (flash). */
 extern const int32_t convnet_int8_w_conv1_requant[24];
-extern const int32_t convnet_int8_w_conv1_multiplier[8];
-extern const int32_t convnet_int8_w_conv1_shift[8];
 extern const int8_t convnet_int8_w_conv1_w_packed[224];
 extern const int32_t convnet_int8_w_conv1_b[8];
 extern const int32_t convnet_int8_w_dw_requant[24];
-extern const int32_t convnet_int8_w_dw_multiplier[8];
-extern const int32_t convnet_int8_w_dw_shift[8];
 extern const int8_t convnet_int8_w_dw_w_hwc[72];
 extern const int32_t convnet_int8_w_dw_bias_folded[8];
 extern const int32_t convnet_int8_w_logits_requant[30];
-extern const int32_t convnet_int8_w_logits_multiplier[10];
-extern const int32_t convnet_int8_w_logits_shift[10];
 extern const int8_t convnet_int8_w_logits_w_packed[1280];
 
 #ifndef CONVNET_INT8_NO_STATIC_ARENA
@@ -62,12 +56,12 @@ int convnet_int8_run_multi_with_arena(const int8_t *const *inputs, int8_t *const
     /* conv1: conv2d(%input, %conv1_w, %conv1_b) -> %conv1: tensor<1x6x6x8xi8, q<0.05:-3>> */
     TFC_LAYER_MARK(0);
     TFC_GUARD_ENTER(0);
-    tfc_conv2d_s8_packed(in0, convnet_int8_w_conv1_w_packed, convnet_int8_w_conv1_b, ((int8_t *)(arena + 0)), &(const tfc_window){.batch = 1, .in_h = 6, .in_w = 6, .in_c = 3, .out_h = 6, .out_w = 6, .out_c = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1}, &(const tfc_channel_quant){.input_zp = -7, .output_zp = -3, .multiplier = convnet_int8_w_conv1_multiplier, .shift = convnet_int8_w_conv1_shift, .act_min = -3, .act_max = 127, .high_word = convnet_int8_w_conv1_requant}, ((uint32_t *)(arena + 528)));
+    tfc_conv2d_s8_packed(in0, convnet_int8_w_conv1_w_packed, convnet_int8_w_conv1_b, ((int8_t *)(arena + 0)), &(const tfc_window){.batch = 1, .in_h = 6, .in_w = 6, .in_c = 3, .out_h = 6, .out_w = 6, .out_c = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1}, &(const tfc_channel_quant){.input_zp = -7, .output_zp = -3, .multiplier = NULL, .shift = NULL, .act_min = -3, .act_max = 127, .high_word = convnet_int8_w_conv1_requant}, ((uint32_t *)(arena + 528)));
     TFC_GUARD_LEAVE(0);
     /* dw: conv2d(%conv1, %dw_w, %dw_b) -> %dw: tensor<1x4x4x8xi8, q<0.08:2>> */
     TFC_LAYER_MARK(1);
     TFC_GUARD_ENTER(1);
-    tfc_depthwise_s8_hwc(((int8_t *)(arena + 0)), convnet_int8_w_dw_w_hwc, convnet_int8_w_dw_bias_folded, ((int8_t *)(arena + 512)), &(const tfc_window){.batch = 1, .in_h = 6, .in_w = 6, .in_c = 8, .out_h = 4, .out_w = 4, .out_c = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0, .pad_left = 0, .pad_bottom = 0, .pad_right = 0, .dilation_h = 1, .dilation_w = 1, .groups = 8}, &(const tfc_channel_quant){.input_zp = -3, .output_zp = 2, .multiplier = convnet_int8_w_dw_multiplier, .shift = convnet_int8_w_dw_shift, .act_min = -128, .act_max = 127, .high_word = convnet_int8_w_dw_requant}, ((int8_t *)(arena + 288)));
+    tfc_depthwise_s8_hwc(((int8_t *)(arena + 0)), convnet_int8_w_dw_w_hwc, convnet_int8_w_dw_bias_folded, ((int8_t *)(arena + 512)), &(const tfc_window){.batch = 1, .in_h = 6, .in_w = 6, .in_c = 8, .out_h = 4, .out_w = 4, .out_c = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0, .pad_left = 0, .pad_bottom = 0, .pad_right = 0, .dilation_h = 1, .dilation_w = 1, .groups = 8}, &(const tfc_channel_quant){.input_zp = -3, .output_zp = 2, .multiplier = NULL, .shift = NULL, .act_min = -128, .act_max = 127, .high_word = convnet_int8_w_dw_requant}, ((int8_t *)(arena + 288)));
     TFC_GUARD_LEAVE(1);
     /* flat: reshape(%dw) -> %flat: tensor<1x128xi8, q<0.08:2>> (a view: no code) */
     TFC_LAYER_MARK(2);
@@ -76,7 +70,7 @@ int convnet_int8_run_multi_with_arena(const int8_t *const *inputs, int8_t *const
     /* logits: linear(%flat, %logits_w) -> %logits: tensor<1x10xi8, q<0.1:5>> */
     TFC_LAYER_MARK(3);
     TFC_GUARD_ENTER(3);
-    tfc_linear_s8_packed(((int8_t *)(arena + 512)), convnet_int8_w_logits_w_packed, NULL, out0, 1, 128, 10, &(const tfc_channel_quant){.input_zp = 2, .output_zp = 5, .multiplier = convnet_int8_w_logits_multiplier, .shift = convnet_int8_w_logits_shift, .act_min = -128, .act_max = 127, .high_word = convnet_int8_w_logits_requant}, ((uint32_t *)(arena + 0)));
+    tfc_linear_s8_packed(((int8_t *)(arena + 512)), convnet_int8_w_logits_w_packed, NULL, out0, 1, 128, 10, &(const tfc_channel_quant){.input_zp = 2, .output_zp = 5, .multiplier = NULL, .shift = NULL, .act_min = -128, .act_max = 127, .high_word = convnet_int8_w_logits_requant}, ((uint32_t *)(arena + 0)));
     TFC_GUARD_LEAVE(3);
     return 0;
 }

@@ -222,21 +222,23 @@ def _per_channel(ctx: LoweringContext, op: Op, key: str, channels: int) -> str:
 
 
 def _channel_quant(ctx: LoweringContext, op: Op, channels: int, high_word: bool = False) -> str:
-    """The op's tfc_channel_quant; `high_word` adds the fast requantization table when every
-    channel allows it (for kernels that read it)."""
+    """The op's tfc_channel_quant. With `high_word` (kernels that read it), the fast
+    requantization table replaces the multiplier and shift arrays when every channel allows it,
+    so flash holds one of the two."""
     lo, hi = _act_range(op)
-    fields = {}
     if high_word:
         multipliers = np.broadcast_to(np.asarray(op.attrs["multiplier"], np.int64), (channels,))
         shifts = np.broadcast_to(np.asarray(op.attrs["shift"], np.int64), (channels,))
         params = high_word_requant(multipliers, shifts, op.attrs["output_zp"])
         if params is not None:
-            fields["high_word"] = ctx.const_array(f"{op.result.name}_requant", params.reshape(-1))
+            table = ctx.const_array(f"{op.result.name}_requant", params.reshape(-1))
+            return c_struct("tfc_channel_quant", input_zp=op.attrs["input_zp"],
+                            output_zp=op.attrs["output_zp"], multiplier="NULL", shift="NULL",
+                            act_min=lo, act_max=hi, high_word=table)
     return c_struct("tfc_channel_quant", input_zp=op.attrs["input_zp"],
                     output_zp=op.attrs["output_zp"],
                     multiplier=_per_channel(ctx, op, "multiplier", channels),
-                    shift=_per_channel(ctx, op, "shift", channels), act_min=lo, act_max=hi,
-                    **fields)
+                    shift=_per_channel(ctx, op, "shift", channels), act_min=lo, act_max=hi)
 
 
 def _tensor_quant(op: Op) -> str:

@@ -306,7 +306,8 @@ static void depthwise_pixel(const int8_t *const *tap, int32_t taps, const int8_t
         for (int32_t t = 0; t < taps; ++t) {
             acc += (int32_t)tap[t][c] * (int32_t)w_hwc[t * channels + c];
         }
-        y[c] = requant_output(acc, q->multiplier[c], q->shift[c], q);
+        y[c] = q->high_word ? high_word_output(acc, q->high_word + 3 * c, q)
+                            : requant_output(acc, q->multiplier[c], q->shift[c], q);
     }
 }
 

@@ -42,7 +42,7 @@ typedef struct {
     int32_t act_min, act_max;
     /* NULL, or per channel {multiplier, round, k} (tfc_requantize_high_word, output_zp included)
      * where the compiler found every channel fit for it: the fast kernels then requantize in two
-     * instructions. */
+     * instructions, and multiplier/shift are NULL (flash holds one form). */
     const int32_t *high_word;
 } tfc_channel_quant;
 
