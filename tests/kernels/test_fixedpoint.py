@@ -87,10 +87,10 @@ def test_high_word_requantize_matches_mbqm_plus_zero_point(kernels_host):
     params = np.concatenate([quant_math.high_word_requant(m, s, zp)
                              for m, s, zp in zip(multipliers, shifts, zps)])
     assert quant_math.high_word_requant([1 << 30], [-1], 0) is None  # k = 0 takes the slow path
-    source = ('#include <stdio.h>\n#include "tfc_runtime.h"\n'
+    source = ('#include <stdio.h>\n#include "tfc_runtime.h"\n#include "tfc_internal.h"\n'
               + _c_array("xs", "int32_t", xs) + _c_array("ps", "int32_t", params.reshape(-1))
               + "int main(void) {\n  for (size_t i = 0; i < sizeof xs / sizeof xs[0]; ++i) {\n"
-              "    int32_t y = tfc_requantize_high_word(xs[i], ps + 3 * i);\n"
+              "    int32_t y = tfc_requantize_high(xs[i], ps[3 * i], ps[3 * i + 1], ps[3 * i + 2]);\n"
               "    fwrite(&y, sizeof y, 1, stdout);\n  }\n  return 0;\n}\n")
     got = np.frombuffer(kernels_host.run_program(source), dtype=np.int32)
     want = quant_math.multiply_by_quantized_multiplier(xs, multipliers, shifts) + zps

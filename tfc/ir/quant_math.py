@@ -56,21 +56,26 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
 HIGH_WORD_MAX_K = 21  # keeps |high word| + |round| below 2^31 (2^30 + 2^(k-1) + 128 * 2^k)
 
 
-def high_word_requant(multiplier, shift, output_zp: int) -> np.ndarray | None:
-    """int32[channels, 3] of (multiplier, round, k) for the M7 kernels' two-instruction
-    requantization, or None when a channel cannot take it.
+def high_word_rounding(shift, output_zp: int):
+    """(round, k) of the high-word requantization, elementwise over `shift`: k = -1 - shift and
+    round = 2^(k-1) + output_zp * 2^k. For shift <= -2 (k >= 1), MBQM(x) + output_zp ==
+    (h + round) >> k with h = (x * multiplier) >> 32 (the identity in tfc_fixedpoint.h; adding a
+    multiple of 2^k inside the floor adds output_zp exactly), which is SMMLA and ASR on the M7
+    (tfc_requantize_high). Callers check k >= 1 and that h + round stays in int32."""
+    k = -1 - np.asarray(shift, dtype=np.int64)
+    rounding = np.left_shift(np.int64(1), np.maximum(k, 1) - 1) + int(output_zp) * np.left_shift(
+        np.int64(1), np.maximum(k, 0))
+    return rounding, k
 
-    For shift <= -2, MBQM(x) + output_zp == (h + round) >> k with h = (x * multiplier) >> 32,
-    k = -1 - shift and round = 2^(k-1) + output_zp * 2^k: the first step is the identity in
-    tfc_fixedpoint.h, and adding a multiple of 2^k inside the floor adds output_zp exactly.
-    On the M7 that is SMMLA and ASR (tfc_requantize_high_word).
-    """
+
+def high_word_requant(multiplier, shift, output_zp: int) -> np.ndarray | None:
+    """int32[channels, 3] of (multiplier, round, k) for the dense kernels' per-channel table, or
+    None when a channel cannot take it: k outside [1, HIGH_WORD_MAX_K], the bound that keeps
+    |h| + |round| below 2^31 for any int32 accumulator."""
     multiplier = np.atleast_1d(np.asarray(multiplier, dtype=np.int64))
-    shift = np.atleast_1d(np.asarray(shift, dtype=np.int64))
-    k = -1 - shift
+    rounding, k = high_word_rounding(np.atleast_1d(shift), output_zp)
     if (k < 1).any() or (k > HIGH_WORD_MAX_K).any():
         return None
-    rounding = (np.int64(1) << (k - 1)) + int(output_zp) * (np.int64(1) << k)
     multiplier, rounding, k = np.broadcast_arrays(multiplier, rounding, k)
     return np.stack([multiplier, rounding, k], axis=-1).astype(np.int32)
 

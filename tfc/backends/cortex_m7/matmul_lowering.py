@@ -14,12 +14,11 @@ time:
 
 int8 matmuls whose panel would exceed MAX_PANEL_BYTES of scratch take the scalar strided kernel.
 
-The requantization in the kernel's loop. For shift <= -2, MBQM(acc) = (hi + 2^(p-1)) >> p with
-hi the high word of acc * multiplier and p = -1 - shift (tfc_fixedpoint.h). Adding
-output_zp * 2^p before the shift adds output_zp to the result, so the kernel's per-output work is
-SMMUL, ADD, ASR (and SSAT, STRB) with rounding_high = 2^(p-1) + output_zp * 2^p, provided
-|hi| + |rounding_high| stays in int32: `fast_requant` checks that from the largest possible
-|acc| = k * 255^2 (the same bound that keeps the int32 accumulator exact).
+The requantization in the kernel's loop is tfc_requantize_high (SMMLA, ASR, then SSAT, STRB)
+with the constants of quant_math.high_word_rounding, provided the high word plus the rounding
+term stays in int32: `fast_requant` checks that from the largest possible |acc| = k * 255^2 (the
+same bound that keeps the int32 accumulator exact), which admits more shifts than the dense
+kernels' any-accumulator bound.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import numpy as np
 
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Op
+from tfc.ir.quant_math import high_word_rounding
 
 MAX_PANEL_BYTES = 64 * 1024  # larger panels: the scalar kernel (no scratch) instead
 MAX_ABS_DIFF = 255  # |x - zp| for int8 x and zp
@@ -104,10 +104,10 @@ def matmul_scratch_bytes(op: Op) -> int:
 def fast_requant(multiplier: int, shift: int, output_zp: int, k: int) -> tuple[int, int] | None:
     """(rounding_high, post_shift) of the kernel's high-word requantization (module docstring), or
     None where shift > -2 or the high word could overflow (the kernel then calls tfc_requantize)."""
-    post_shift = -1 - int(shift)
+    rounding, post_shift = (int(v) for v in high_word_rounding(shift, output_zp))
     if not 1 <= post_shift <= 30:
         return None
-    rounding_high = (1 << (post_shift - 1)) + int(output_zp) * (1 << post_shift)
+    rounding_high = rounding
     max_high = (k * MAX_ABS_DIFF * MAX_ABS_DIFF * abs(int(multiplier))) >> 32
     if abs(rounding_high) + max_high + 1 > INT32_MAX:
         return None

@@ -12,6 +12,7 @@ import numpy as np
 
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Op
+from tfc.ir.quant_math import high_word_rounding
 from tfc.passes.memory_plan import storage_root
 from tfc.passes.sparse_storage import weight_walk
 from tfc.sparse import BrleStream, encode, walk_rows
@@ -67,8 +68,7 @@ def short_requant_exact(op: Op, rows: np.ndarray) -> bool:
     short = (shift <= -2) & (shift >= -31)
     if not (short | zero_rows).all():
         return False
-    k = -1 - shift[short]
-    rounding = (1 << (k - 1)) + int(op.attrs["output_zp"]) * (1 << k)
+    rounding, _ = high_word_rounding(shift[short], op.attrs["output_zp"])
     return bool((np.abs(rounding) < (1 << 30)).all())
 
 

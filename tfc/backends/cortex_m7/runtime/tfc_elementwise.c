@@ -39,11 +39,7 @@ static inline int8_t add_out(int32_t acc, int32_t shift, int32_t lo, int32_t hi)
 
 static inline int8_t add_out_sat(int32_t acc, int32_t shift)
 {
-#if defined(TFC_USE_DSP)
-    return (int8_t)__ssat(acc >> shift, 8);
-#else
-    return tfc_sat_i8(acc >> shift);
-#endif
+    return (int8_t)tfc_ssat8(acc >> shift);
 }
 
 /* y[i] = out(a[i] * ma + b[i] * mb + bias): both operands contiguous. Four elements per trip so

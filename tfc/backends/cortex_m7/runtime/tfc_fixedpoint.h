@@ -37,15 +37,6 @@ static inline int32_t tfc_requantize(int32_t x, int32_t multiplier, int32_t shif
     return (int32_t)tfc_clamp_i64((product + ((int64_t)1 << (t - 1))) >> t, INT32_MIN, INT32_MAX);
 }
 
-/* MBQM plus the output zero point from the product's high word alone, for the channels the
- * compiler checked (quant_math.high_word_requant): params = {multiplier, round, k} with
- * round = 2^(k-1) + output_zp * 2^k. SMMLA and ASR on the M7. */
-static inline int32_t tfc_requantize_high_word(int32_t x, const int32_t *params)
-{
-    const int32_t high = (int32_t)(((int64_t)x * params[0]) >> 32);
-    return (high + params[1]) >> params[2];
-}
-
 /* Wraps an int64 intermediate to int32 the way the reference's 32-bit shift does; callers use it
  * where the spec computes a sum in wide integers and then requantizes it. */
 static inline int32_t tfc_wrap_i32(int64_t x)

@@ -91,29 +91,15 @@ static inline channel_requant requant_of(const tfc_channel_quant *q)
 /* Output channel o's int8 from the {multiplier, round, k} table (zero point included). */
 static inline int8_t high_word_output(int32_t acc, const int32_t *params, const channel_requant *r)
 {
-    return (int8_t)tfc_clamp_i32(tfc_requantize_high_word(acc, params), r->act_min, r->act_max);
+    return (int8_t)tfc_clamp_i32(tfc_requantize_high(acc, params[0], params[1], params[2]),
+                                 r->act_min, r->act_max);
 }
 
 static inline int8_t requant_output(int32_t acc, int32_t multiplier, int32_t shift,
                                     const channel_requant *r)
 {
-    int32_t out = tfc_requantize_fast(acc, multiplier, shift) + r->output_zp;
+    int32_t out = tfc_requantize(acc, multiplier, shift) + r->output_zp;
     return (int8_t)tfc_clamp_i32(out, r->act_min, r->act_max);
-}
-
-/* Loads two consecutive words and advances the pointer past them: one LDRD with post-increment on
- * the M7 (gcc splits these into LDRs plus pointer adds, a third more instructions in the GEMM loop).
- * The words must be 4-byte aligned: the panel is uint32_t and the packed weights are aligned(4)
- * with a whole number of words per channel pair. */
-static inline void load_panel_pair(const uint32_t **p, uint32_t *lo, uint32_t *hi)
-{
-#if defined(TFC_USE_DSP)
-    __asm__("ldrd %0, %1, [%2], #8" : "=&r"(*lo), "=&r"(*hi), "+r"(*p) : "m"(**p), "m"((*p)[1]));
-#else
-    *lo = (*p)[0];
-    *hi = (*p)[1];
-    *p += 2;
-#endif
 }
 
 static inline void load_weight_pair(const int8_t **p, uint32_t *lo, uint32_t *hi)
@@ -134,8 +120,8 @@ static inline void load_weight_pair(const int8_t **p, uint32_t *lo, uint32_t *hi
 #define GEMM_GROUP(a, w)                                                                         \
     do {                                                                                         \
         uint32_t r0e_, r0o_, r1e_, r1o_, w0_, w1_;                                               \
-        load_panel_pair(&(a), &r0e_, &r0o_);                                                     \
-        load_panel_pair(&(a), &r1e_, &r1o_);                                                     \
+        tfc_load_pair(&(a), &r0e_, &r0o_);                                                     \
+        tfc_load_pair(&(a), &r1e_, &r1o_);                                                     \
         load_weight_pair(&(w), &w0_, &w1_);                                                      \
         const uint32_t w0e_ = tfc_sxtb16(w0_), w0o_ = tfc_sxtb16_ror8(w0_);                      \
         acc00 = tfc_smlad(r0o_, w0o_, tfc_smlad(r0e_, w0e_, acc00));                             \

@@ -165,10 +165,50 @@ static inline uint32_t tfc_sadd16(uint32_t x, uint32_t y)
 #endif
 }
 
-/* The kernels written before MBQM became a single rounding call this name; it is tfc_requantize. */
-static inline int32_t tfc_requantize_fast(int32_t x, int32_t multiplier, int32_t shift)
+/* Two consecutive words, advancing the pointer past them: one LDRD with post-increment on the
+ * M7 (gcc splits these into LDRs plus pointer adds). The words must be 4-byte aligned. */
+static inline void tfc_load_pair(const uint32_t **p, uint32_t *lo, uint32_t *hi)
 {
-    return tfc_requantize(x, multiplier, shift);
+#if defined(TFC_USE_DSP)
+    __asm__("ldrd %0, %1, [%2], #8" : "=&r"(*lo), "=&r"(*hi), "+r"(*p) : "m"(**p), "m"((*p)[1]));
+#else
+    *lo = (*p)[0];
+    *hi = (*p)[1];
+    *p += 2;
+#endif
+}
+
+/* x saturated to int8 (SSAT #8). */
+static inline int32_t tfc_ssat8(int32_t x)
+{
+#if defined(TFC_USE_DSP)
+    return __ssat(x, 8);
+#else
+    return tfc_clamp_i32(x, -128, 127);
+#endif
+}
+
+/* acc + the high word of a * b (SMMLA). */
+static inline int32_t tfc_smmla(int32_t a, int32_t b, int32_t acc)
+{
+#if defined(TFC_USE_DSP)
+    int32_t out;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(out) : "r"(a), "r"(b), "r"(acc));
+    return out;
+#else
+    return (int32_t)((uint32_t)acc + (uint32_t)(int32_t)(((int64_t)a * b) >> 32));
+#endif
+}
+
+/* MBQM(x, multiplier, shift) + output_zp from the product's high word, in two instructions (SMMLA,
+ * ASR): with k = -1 - shift >= 1 and rounding = 2^(k-1) + output_zp * 2^k this is the identity
+ * of tfc_fixedpoint.h, adding output_zp * 2^k before the shift adding output_zp after it. The
+ * compiler derives rounding and k (quant_math.high_word_rounding) and checks that the sum stays
+ * in int32. With multiplier 0 and k 0 it yields `rounding` itself (a constant output). */
+static inline int32_t tfc_requantize_high(int32_t x, int32_t multiplier, int32_t rounding,
+                                          int32_t k)
+{
+    return tfc_smmla(x, multiplier, rounding) >> k;
 }
 
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */

@@ -65,30 +65,17 @@ static void pack_vector(uint32_t *dst, const int8_t *src, int32_t stride, int32_
 
 /* ---- the 2 x 2 block --------------------------------------------------------------------- */
 
-/* Two consecutive words, advancing the pointer: one LDRD with post-increment on the M7. The panel
- * is uint32_t scratch, so the words are aligned. */
-static inline void load_pair(const uint32_t **p, uint32_t *lo, uint32_t *hi)
-{
-#if defined(TFC_USE_DSP)
-    __asm__("ldrd %0, %1, [%2], #8" : "=&r"(*lo), "=&r"(*hi), "+r"(*p) : "m"(**p), "m"((*p)[1]));
-#else
-    *lo = (*p)[0];
-    *hi = (*p)[1];
-    *p += 2;
-#endif
-}
-
 /* One group of 4 reduction elements: rows (r0, r1) of the A panel times columns (c0, c1) of the
  * B panel, 16 MACs. */
 #define MATMUL_GROUP(pa, pb)                                                                     \
     do {                                                                                         \
         uint32_t a0e_, a0o_, b0e_, b0o_, b1e_, b1o_;                                             \
-        load_pair(&(pa), &a0e_, &a0o_);                                                          \
-        load_pair(&(pb), &b0e_, &b0o_);                                                          \
-        load_pair(&(pb), &b1e_, &b1o_);                                                          \
+        tfc_load_pair(&(pa), &a0e_, &a0o_);                                                          \
+        tfc_load_pair(&(pb), &b0e_, &b0o_);                                                          \
+        tfc_load_pair(&(pb), &b1e_, &b1o_);                                                          \
         acc00 = tfc_smlad(a0o_, b0o_, tfc_smlad(a0e_, b0e_, acc00));                             \
         acc01 = tfc_smlad(a0o_, b1o_, tfc_smlad(a0e_, b1e_, acc01));                             \
-        load_pair(&(pa), &a0e_, &a0o_);                                                          \
+        tfc_load_pair(&(pa), &a0e_, &a0o_);                                                          \
         acc10 = tfc_smlad(a0o_, b0o_, tfc_smlad(a0e_, b0e_, acc10));                             \
         acc11 = tfc_smlad(a0o_, b1o_, tfc_smlad(a0e_, b1e_, acc11));                             \
     } while (0)
@@ -102,23 +89,16 @@ typedef struct {
 /* How a row pair requantizes; a constant at each call of row_pair, so each gets its own loop. */
 enum { REQUANT_FAST_SAT8, REQUANT_FAST_CLAMP, REQUANT_GENERIC };
 
-/* MBQM(acc, multiplier, shift) + output_zp for shift <= -2: tfc_requantize's high-word form
- * (SMMUL, ADD, ASR) with output_zp folded into the rounding term, rounding_high =
- * 2^(post_shift - 1) + output_zp * 2^post_shift, post_shift = -1 - shift. */
+/* MBQM(acc, multiplier, shift) + output_zp for shift <= -2 (tfc_requantize_high). */
 static inline int32_t requant_fast(int32_t acc, const requant_consts *r)
 {
-    const int32_t high = (int32_t)(((int64_t)acc * r->multiplier) >> 32);
-    return (high + r->rounding_high) >> r->post_shift;
+    return tfc_requantize_high(acc, r->multiplier, r->rounding_high, r->post_shift);
 }
 
 static inline int8_t requant_output(int32_t acc, const requant_consts *r, int mode)
 {
     if (mode == REQUANT_FAST_SAT8) {
-#if defined(TFC_USE_DSP)
-        return (int8_t)__ssat(requant_fast(acc, r), 8);
-#else
-        return tfc_sat_i8(requant_fast(acc, r));
-#endif
+        return (int8_t)tfc_ssat8(requant_fast(acc, r));
     }
     const int32_t out = mode == REQUANT_FAST_CLAMP
                             ? requant_fast(acc, r)

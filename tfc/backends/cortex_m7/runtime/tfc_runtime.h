@@ -40,7 +40,7 @@ typedef struct {
     int32_t input_zp, output_zp;
     const int32_t *multiplier, *shift; /* one per output channel */
     int32_t act_min, act_max;
-    /* NULL, or per channel {multiplier, round, k} (tfc_requantize_high_word, output_zp included)
+    /* NULL, or per channel {multiplier, round, k} (tfc_requantize_high, output_zp included)
      * where the compiler found every channel fit for it: the fast kernels then requantize in two
      * instructions, and multiplier/shift are NULL (flash holds one form). */
     const int32_t *high_word;
@@ -53,7 +53,7 @@ typedef struct {
     int32_t act_min, act_max;
 } tfc_tensor_quant;
 
-/* Two-input int8 ops that requantize a product: matmul and mul. */
+/* The int8 mul: a product requantized once. */
 typedef struct {
     int32_t a_zp, b_zp, output_zp;
     int32_t multiplier, shift;

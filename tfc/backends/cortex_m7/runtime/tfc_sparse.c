@@ -43,40 +43,9 @@ static inline int8_t brle_output(int32_t acc, int32_t multiplier, int32_t shift,
                                  q->act_min, q->act_max);
 }
 
-/* acc + the high word of a * b (SMMLA). */
-static inline int32_t brle_smmla(int32_t a, int32_t b, int32_t acc)
-{
-#if defined(TFC_USE_DSP)
-    int32_t out;
-    __asm__("smmla %0, %1, %2, %3" : "=r"(out) : "r"(a), "r"(b), "r"(acc));
-    return out;
-#else
-    return (int32_t)(((int64_t)acc * 4294967296LL + (int64_t)a * b) >> 32);
-#endif
-}
-
-/* tfc_requantize(acc, multiplier, shift) + output_zp in two instructions, for shift <= -2:
- * with k = -1 - shift it is (high word of acc * multiplier + 2^(k-1)) >> k (tfc_fixedpoint.h),
- * and adding zp * 2^k before the shift adds zp after it. `rounding` = 2^(k-1) + zp * 2^k; the
- * compiler checks |rounding| < 2^30 (tfc_brle.short_requant), so with |high word| <= 2^30
- * nothing overflows. Rows with a larger shift must be all zero: multiplier 0, k 0 and the
- * constant output as `rounding` (brle_row_table). */
-static inline int32_t brle_requant_short(int32_t acc, int32_t multiplier, int32_t rounding,
-                                         int32_t k)
-{
-    return brle_smmla(acc, multiplier, rounding) >> k;
-}
-
-/* x clamped to int8 (SSAT #8). */
-static inline int32_t brle_ssat8(int32_t x)
-{
-#if defined(TFC_USE_DSP)
-    return __ssat(x, 8);
-#else
-    return x < -128 ? -128 : (x > 127 ? 127 : x);
-#endif
-}
-
+/* The short form is tfc_requantize_high, whose `rounding` the compiler checks to lie within
+ * +-2^30 (tfc_brle.short_requant). Rows with a larger shift must be all zero: multiplier 0, k 0
+ * and the constant output as `rounding` (brle_row_table). */
 /* How a call requantizes: the short form with a plain int8 clamp or with the activation range,
  * or tfc_requantize per output. */
 enum { BRLE_SHORT_SAT, BRLE_SHORT_CLAMP, BRLE_GENERIC };
@@ -155,16 +124,16 @@ brle_store4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const brle_row *row,
         v2 = tfc_clamp_i32(tfc_requantize(a2, multiplier, rounding) + zp, lo, hi);
         v3 = tfc_clamp_i32(tfc_requantize(a3, multiplier, rounding) + zp, lo, hi);
     } else if (mode == BRLE_SHORT_SAT) {
-        v0 = brle_ssat8(brle_requant_short(a0, multiplier, rounding, k));
-        v1 = brle_ssat8(brle_requant_short(a1, multiplier, rounding, k));
-        v2 = brle_ssat8(brle_requant_short(a2, multiplier, rounding, k));
-        v3 = brle_ssat8(brle_requant_short(a3, multiplier, rounding, k));
+        v0 = tfc_ssat8(tfc_requantize_high(a0, multiplier, rounding, k));
+        v1 = tfc_ssat8(tfc_requantize_high(a1, multiplier, rounding, k));
+        v2 = tfc_ssat8(tfc_requantize_high(a2, multiplier, rounding, k));
+        v3 = tfc_ssat8(tfc_requantize_high(a3, multiplier, rounding, k));
     } else {
         const int32_t lo = range->lo, hi = range->hi;
-        v0 = tfc_clamp_i32(brle_requant_short(a0, multiplier, rounding, k), lo, hi);
-        v1 = tfc_clamp_i32(brle_requant_short(a1, multiplier, rounding, k), lo, hi);
-        v2 = tfc_clamp_i32(brle_requant_short(a2, multiplier, rounding, k), lo, hi);
-        v3 = tfc_clamp_i32(brle_requant_short(a3, multiplier, rounding, k), lo, hi);
+        v0 = tfc_clamp_i32(tfc_requantize_high(a0, multiplier, rounding, k), lo, hi);
+        v1 = tfc_clamp_i32(tfc_requantize_high(a1, multiplier, rounding, k), lo, hi);
+        v2 = tfc_clamp_i32(tfc_requantize_high(a2, multiplier, rounding, k), lo, hi);
+        v3 = tfc_clamp_i32(tfc_requantize_high(a3, multiplier, rounding, k), lo, hi);
     }
     y[0] = (int8_t)v0;
     y[step] = (int8_t)v1;
