@@ -23,7 +23,14 @@ def _data(rng, shape, dtype: str) -> np.ndarray:
 def test_transpose(kernels_host, dtype):
     rng = np.random.default_rng(41)
     shapes = [(3, 4), (2, 3, 4), (1, 2, 3, 4), (2, 1, 3, 2, 2), (2, 3, 1, 2, 2, 3)]
+    # NCHW -> NHWC of a few channels (a merged rank-2 gather walked by column), and its inverse
+    layouts = [((1, 3, 5, 7), (0, 2, 3, 1)), ((1, 5, 7, 3), (0, 3, 1, 2)), ((2, 3, 4, 5), (0, 2, 3, 1))]
     cases = []
+    for shape, perm in layouts:
+        g = one_op_graph(f"layout_{'x'.join(map(str, shape))}_{'_'.join(map(str, perm))}",
+                         [TensorType(shape, dtype)],
+                         lambda b, x, perm=perm: b.op("transpose", [x], perm=list(perm)))
+        cases.append(Case(g, [_data(rng, shape, dtype)]))
     for shape in shapes:
         perms = list(itertools.permutations(range(len(shape))))
         for k in rng.choice(len(perms), size=min(3, len(perms)), replace=False):

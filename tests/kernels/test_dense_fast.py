@@ -19,6 +19,7 @@ LINEAR_SHAPES = [  # (rows, in_features, out_features)
     (1, 1, 1), (3, 5, 2), (4, 64, 6), (5, 67, 5), (2, 3, 7), (7, 192, 9)]
 CONV_SHAPES = [  # (n, h, w, c, o, k, stride, pads, dilation)
     (1, 8, 8, 3, 16, 3, 1, [1, 1, 1, 1], 1),   # the stem: K = 27
+    (1, 9, 9, 3, 5, 3, 2, [1, 1, 0, 1], 1),    # strided stem, odd pixels and channels
     (1, 6, 7, 8, 5, 3, 1, [1, 1, 1, 1], 1),
     (2, 5, 5, 4, 4, 3, 2, [0, 1, 2, 0], 1),
     (1, 7, 6, 5, 3, 3, 1, [2, 2, 2, 2], 2),
@@ -97,7 +98,7 @@ def kernel_names(case: Case) -> list[str]:
 
 
 def test_every_case_takes_a_fast_kernel():
-    fast = {"tfc_linear_s8_packed", "tfc_conv2d_s8_packed", "tfc_depthwise_s8_hwc"}
+    fast = {"tfc_linear_s8_packed", "tfc_conv2d_s8_packed", "tfc_depthwise_s8_hwc", "tfc_depthwise_s8_3x3"}
     for case in all_cases():
         assert set(kernel_names(case)) & fast, case.label
     pointwise = next(c for c in all_cases() if "(1, 5, 5, 6, 7, 1, 1" in c.label)

@@ -38,6 +38,20 @@ def test_layernorm_int8(kernels_host):
     kernels_host.check(cases)
 
 
+def test_layernorm_int8_row_loop_shapes(kernels_host):
+    """Row lengths around the M7's whole-layer loop (16 <= cols <= 256, cols % 4 == 0, full
+    range), which the lowering gives a scratch of 2 * cols bytes; host C against the interpreter."""
+    rng = np.random.default_rng(34)
+    cases = []
+    for i, shape in enumerate([(3, 16), (2, 20), (2, 2, 44), (1, 256), (2, 260), (4, 12)]):
+        s_x, zp_x = float(rng.uniform(0.02, 0.1)), int(rng.integers(-20, 20))
+        attrs = _scaled_layernorm_attrs(rng, shape[-1], s_x, zp_x)
+        g = one_op_graph(f"lnrow{i}", [i8_type(shape, s_x, zp_x)],
+                         lambda b, v, a=attrs: b.op("layernorm", [v], axis=-1, **a))
+        cases.append(Case(g, [random_i8(rng, shape)]))
+    kernels_host.check(cases)
+
+
 def test_layernorm_float(kernels_host):
     rng = np.random.default_rng(32)
     cases = []

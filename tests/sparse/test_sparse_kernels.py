@@ -54,6 +54,59 @@ def _requant_cases(rng) -> list[Layer]:
     return layers
 
 
+def _depthwise(rng, h, w, c, k=3, strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), batch=1,
+               sparsity=0.5, **requant) -> Layer:
+    """A depthwise layer of any geometry (pads: top, left, bottom, right), other requantization
+    as for _with_requant."""
+    layer = depthwise_layer(rng, h, w, c, k=k, sparsity=sparsity)
+    attrs = dict(layer.attrs, strides=list(strides), pads=list(pads), dilations=list(dilations))
+    layer = Layer("depthwise", (batch, h, w, c), layer.weights, layer.bias, attrs)
+    return _with_requant(layer, **requant) if requant else layer
+
+
+def _pruned_channels(rng) -> Layer:
+    """Whole channels pruned away, one with a shift (>= -1) no high-word entry takes: its output
+    is the constant the compiler stores in its place."""
+    layer = _depthwise(rng, 5, 6, 8, sparsity=0.3)
+    layer.weights[[1, 2, 6]] = 0
+    layer.attrs["shift"][2] = 1
+    layer.attrs["multiplier"][2] = 1 << 30
+    return layer
+
+
+def _long_gap_depthwise(rng) -> Layer:
+    """200 channels, only 0, 120 and 199 kept: gaps of 357 and 236 blocks (fillers)."""
+    layer = _depthwise(rng, 3, 4, 200, sparsity=0.0)
+    keep = np.zeros(200, bool)
+    keep[[0, 120, 199]] = True
+    layer.weights[~keep] = 0
+    return layer
+
+
+def _depthwise_cases(rng) -> list[Layer]:
+    """Every path of tfc_sparse_dw.c: the fast stride-1/2 kernel-width-3 loops (saturating and
+    clamping), the generic loop (kernel width 5, dilation_w, stride_w 3, the generic
+    requantization) and the constant channels."""
+    layers = [_depthwise(rng, 5, 6, 4, sparsity=rho) for rho in (0.0, 0.34, 0.67)]
+    layers += [_depthwise(rng, 6, 7, 5, sparsity=rho) for rho in (0.3, 0.5, 0.7, 0.9, 1.0)]
+    layers += [
+        _depthwise(rng, 6, 7, 5, strides=(2, 2), sparsity=0.5),  # odd out_w
+        _depthwise(rng, 9, 8, 6, strides=(2, 2), pads=(0, 1, 2, 0), sparsity=0.6),
+        _depthwise(rng, 7, 9, 4, pads=(2, 0, 0, 2), sparsity=0.5),  # padding on one side each
+        _depthwise(rng, 7, 5, 6, pads=(0, 0, 0, 0), batch=2, sparsity=0.4),
+        _depthwise(rng, 8, 7, 4, strides=(1, 2), pads=(2, 2, 2, 2), dilations=(2, 1),
+                   sparsity=0.5),
+        _depthwise(rng, 8, 9, 4, pads=(2, 2, 2, 2), dilations=(2, 2), sparsity=0.5),
+        _depthwise(rng, 9, 10, 3, strides=(3, 3), sparsity=0.5),
+        _depthwise(rng, 7, 8, 4, k=5, pads=(2, 2, 2, 2), sparsity=0.6),
+        _depthwise(rng, 6, 7, 5, sparsity=0.5, relu=True),
+        _depthwise(rng, 6, 7, 5, strides=(2, 2), sparsity=0.5, relu=True),
+        _depthwise(rng, 5, 6, 4, sparsity=0.5, shift=-1),  # no high-word form
+        _depthwise(rng, 5, 6, 4, sparsity=0.5, shift=-12, output_zp=127),
+        _pruned_channels(rng), _long_gap_depthwise(rng)]
+    return layers
+
+
 def _cases(rng) -> list[Layer]:
     layers = []
     for block in (2, 4):
@@ -66,9 +119,7 @@ def _cases(rng) -> list[Layer]:
         layers.append(conv_layer(rng, 5, 5, 6, 3, sparsity=0.6, block=block))  # in_c % 4 != 0
         layers.append(linear_layer(rng, 5, 20, 7, sparsity=0.8, block=block))  # odd tokens
         layers.append(linear_layer(rng, 4, 30, 9, sparsity=0.5, block=block))  # 30 % 4 != 0
-    for rho in (0.0, 0.34, 0.67):
-        layers.append(depthwise_layer(rng, 5, 6, 4, sparsity=rho))
-    layers.append(depthwise_layer(rng, 6, 7, 5, stride=2, pad=1, sparsity=0.5))
+    layers += _depthwise_cases(rng)
     layers.append(_long_gap_linear(rng))
     all_zero = conv_layer(rng, 4, 4, 8, 4, sparsity=1.0, block=4)  # bias only
     layers.append(all_zero)
@@ -115,3 +166,20 @@ def test_host_bit_exact(compiled):
 def test_emulated_m7_bit_exact(compiled):
     graph, outdir, _, inputs = compiled
     assert_bit_exact(graph, outdir, inputs, on="m7")
+
+
+def test_pruned_depthwise_channels_keep_the_high_word_table():
+    """A pruned channel's own scale (here shift 1) does not push the layer onto the generic
+    requantization: its table entry is (0, its constant output, 0)."""
+    from tfc.backends.cortex_m7.sparse_dw_lowering import _requant_table
+    from tfc.ir.quant_math import multiply_by_quantized_multiplier
+
+    layer = _pruned_channels(np.random.default_rng(3))
+    graph = layers_graph([layer])
+    op = graph.outputs[0].producer
+    rows = layer.weights.reshape(layer.weights.shape[0], -1)
+    table = _requant_table(op, rows, layer.bias)
+    assert table is not None
+    constant = multiply_by_quantized_multiplier(layer.bias[2], 1 << 30, 1) + layer.attrs["output_zp"]
+    assert table[2].tolist() == [0, int(np.clip(constant, -128, 127)), 0]
+    assert (table[[0, 3], 2] >= 1).all()  # kept channels: their own multiplier, rounding and k

@@ -143,3 +143,40 @@ def test_scaled_layernorm_on_m7_bit_exact_and_faster_than_float(rows, cols, tmp_
     # Measured 1.97x (256x44) and 2.51x (64x192) fewer than the float anchors (bench/transformer.py;
     # docs/transformer.md says why 256x44 stays short of 2.5x). Guard the gain we have.
     assert counts["layernorm"] * 1.5 <= FLOAT_LAYERNORM[(rows, cols)], counts
+
+
+@pytest.mark.slow
+@pytest.mark.needs("gcc", "arm-none-eabi-gcc", "unicorn")
+def test_softmax_on_many_row_lengths_bit_exact_on_host_and_m7(tmp_path):
+    """Row lengths 1 to 20 and a few more: the M7 kernel's 8-code steps, 4-code max steps and
+    single-code tails; rows of one repeated value (every element ties with the maximum), a lone
+    maximum and full-range random rows, at a wide and a narrow input scale."""
+    from tfc.backends.cortex_m7.emulator import run_on_m7
+    from tfc.ir.core import Builder, Graph
+    from tfc.ir.types import Quant, TensorType
+    from islands import SOFTMAX_OUT
+
+    lengths = list(range(1, 21)) + [31, 37, 64, 100]
+    g, xs, outs = Graph("smmany"), [], []
+    b = Builder(g)
+    for i, cols in enumerate(lengths):
+        rng = np.random.default_rng(2000 + i)
+        rows = [np.full(cols, v) for v in (-128, 5, 127)]
+        rows.append(np.where(np.arange(cols) == cols // 2, 127, -128))
+        rows += [rng.integers(-128, 128, size=cols) for _ in range(4)]
+        x = np.stack(rows).astype(np.int8).reshape(1, -1, cols)
+        s_x = 0.08 if i % 2 else 0.01
+        v = g.add_input(TensorType(x.shape, "i8", Quant.per_tensor(s_x, 3)), f"x{i}")
+        vf = b.op("dequantize", [v], name_hint=f"xf{i}", result_type=TensorType(x.shape, "f32"))
+        yf = b.op("softmax", [vf], name_hint=f"yf{i}", axis=-1)
+        outs.append(b.op("quantize", [yf], name_hint=f"y{i}",
+                         result_type=TensorType(x.shape, "i8", SOFTMAX_OUT)))
+        xs.append(x)
+    g.outputs = outs
+    art, outdir = _compile(g, tmp_path)
+    want = interp.run(art.graph, xs)
+    host = tfc.run(outdir, xs, raw=True)
+    m7 = run_on_m7(outdir, xs)[0]
+    for cols, w, h, m in zip(lengths, want, host, m7):
+        np.testing.assert_array_equal(h, w, err_msg=f"host, cols={cols}")
+        np.testing.assert_array_equal(m, w, err_msg=f"m7, cols={cols}")

@@ -417,7 +417,7 @@ int8: operands x, lut (i32[256] = quant_math.softmax_exp_lut(s_x):
   lut[j] = round(2^16 * exp(-(255 - j) * s_x)), so lut[255 - m + x] = 2^16 * exp(-(m - x) s_x)).
   Per row: m = max x; e[i] = lut[255 - m + x[i]]; sum = sum e (>= 2^16, int32);
   recip = (multiplier << (shift + 1)) // sum         # one division per row: 2^32 / (sum * s_y)
-  y[i] = clamp(((e[i] * recip + 2^31) >> 32) + output_zp, -128, 127)     # one UMLAL per element
+  y[i] = clamp(((e[i] * recip + 2^31) >> 32) + output_zp, -128, 127)     # one multiply-round per element (SMMLAR on the M7)
   with (multiplier, shift) = quantize_multiplier(1 / s_y) (quant_math.softmax_params), which
   requires 1 <= 1 / s_y < 2^15."""))
 

@@ -52,7 +52,10 @@ def symmetric_per_channel(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, Qua
     w = np.asarray(w, dtype=np.float32)
     reduce_axes = tuple(i for i in range(w.ndim) if i != axis)
     max_abs = np.max(np.abs(w), axis=reduce_axes) if reduce_axes else np.abs(w)
-    scales = np.where(max_abs > 0, max_abs / INT8_MAX, 1.0).astype(np.float64)
+    # An all-zero channel (a pruned output) has no range of its own; its scale only sets the
+    # resolution of its bias, so it borrows the widest channel's rather than a coarse 1.0.
+    fallback = float(max_abs.max()) / INT8_MAX if np.any(max_abs > 0) else 1.0
+    scales = np.where(max_abs > 0, max_abs / INT8_MAX, fallback).astype(np.float64)
     shape = [1] * w.ndim
     shape[axis] = -1
     q = quant_math.quantize_float(w, scales.reshape(shape).astype(np.float32), 0)
@@ -72,6 +75,38 @@ def multiplier_shift(real: float) -> tuple[int, int]:
 def per_channel_multipliers(reals) -> tuple[list[int], list[int]]:
     pairs = [quant_math.quantize_multiplier(float(r)) for r in reals]
     return [m for m, _ in pairs], [s for _, s in pairs]
+
+
+# The requantization every constant channel gets: multiplier 2^30 with shift -2 is x / 8
+# rounded half up, so MBQM(8 * t) == t exactly, and its high-word form has k = 1.
+CONSTANT_CHANNEL_MULTIPLIER, CONSTANT_CHANNEL_SHIFT = 1 << 30, -2
+_CONSTANT_CHANNEL_DIVISOR = 8
+
+
+def canonical_constant_channels(weights: np.ndarray, bias: np.ndarray | None, multiplier: list[int],
+                                shift: list[int]) -> tuple[np.ndarray | None, list[int], list[int]]:
+    """Requantization of the output channels whose int8 weights are all zero, made canonical.
+
+    Such a channel's accumulator is its bias whatever the input, so its output is the constant
+    t = MBQM(bias, multiplier, shift). Its (multiplier, shift) came from a weight scale that
+    means nothing (onnxruntime gives 1.0, so the shift can be positive) and would keep the
+    whole layer off the kernels' high-word requantization. It is replaced by the canonical pair
+    with bias 8 * t, which gives the same t exactly. t is first clipped to +-512: the output
+    clamp to int8 after adding the zero point gives the same code.
+    """
+    w = np.asarray(weights)
+    constant = ~w.reshape(w.shape[0], -1).any(axis=1)
+    if not constant.any():
+        return bias, multiplier, shift
+    multiplier, shift = list(multiplier), list(shift)
+    bias = None if bias is None else np.array(bias, dtype=np.int32)
+    for c in np.flatnonzero(constant):
+        if bias is not None:
+            t = int(quant_math.multiply_by_quantized_multiplier(int(bias[c]), multiplier[c],
+                                                                 shift[c]))
+            bias[c] = _CONSTANT_CHANNEL_DIVISOR * int(np.clip(t, -512, 512))
+        multiplier[c], shift[c] = CONSTANT_CHANNEL_MULTIPLIER, CONSTANT_CHANNEL_SHIFT
+    return bias, multiplier, shift
 
 
 def code_of(real: float, q: Quant) -> int:

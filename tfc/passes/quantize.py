@@ -28,7 +28,8 @@ from tfc.ir.rewriter import const_hints
 from tfc.ir.types import Quant, TensorType
 from tfc.passes import register_pass
 from tfc.passes.quant_rules import (INT8_MAX, INT8_MIN, activation_bounds, activation_quant,
-                                    bias_int32, code_of, dequantized_source, erase_dead,
+                                    bias_int32, canonical_constant_channels, code_of,
+                                    dequantized_source, erase_dead,
                                     float_const, has_qdq, multiplier_shift,
                                     per_channel_multipliers, quantize_users, real_const, requantize,
                                     symmetric_per_channel)
@@ -208,18 +209,34 @@ def _lower_weighted(isl: Island, from_matmul: bool = False) -> list[Value] | str
     out = isl.out_quant()
     s_x = x.type.quant.s
     acc_scales = s_x * np.asarray(w_scales, dtype=np.float64)
-    operands = [x, w]
+    bias = None
     if len(isl.sources) > 2:
         bias = _bias(isl, 2, acc_scales)
         if isinstance(bias, str):
             return bias
-        operands.append(bias)
     multiplier, shift = per_channel_multipliers(acc_scales / out.s)
+    bias, multiplier, shift = _canonical_constant_channels(isl, w, bias, multiplier, shift)
+    operands = [x, w] if bias is None else [x, w, bias]
     act_min, act_max = activation_bounds(isl.op, out)
     attrs = {"input_zp": x.type.quant.zp, "output_zp": out.zp, "multiplier": multiplier,
              "shift": shift, "act_min": act_min, "act_max": act_max}
     name = "linear" if from_matmul else None
     return [isl.int_op(operands, attrs, out, name=name)]
+
+
+def _canonical_constant_channels(isl: Island, w: Value, bias: Value | None, multiplier: list[int],
+                                 shift: list[int]) -> tuple[Value | None, list[int], list[int]]:
+    """quant_rules.canonical_constant_channels on the op's constants (pruned output channels)."""
+    codes = const_value(w)
+    if codes is None or len(multiplier) != codes.shape[0]:
+        return bias, multiplier, shift
+    bias_codes = None if bias is None else const_value(bias)
+    if bias is not None and bias_codes is None:
+        return bias, multiplier, shift
+    new_bias, multiplier, shift = canonical_constant_channels(codes, bias_codes, multiplier, shift)
+    if bias is not None and not np.array_equal(new_bias, bias_codes):
+        bias = isl.b.const(new_bias, f"{bias.name}_c", bias.type.quant)
+    return bias, multiplier, shift
 
 
 def _lower_matmul(isl: Island) -> list[Value] | str:

@@ -27,9 +27,7 @@ void tfc_layer_mark(int index);
 extern const int32_t convnet_int8_w_conv1_requant[24];
 extern const int8_t convnet_int8_w_conv1_w_packed[224];
 extern const int32_t convnet_int8_w_conv1_b[8];
-extern const int32_t convnet_int8_w_dw_requant[24];
-extern const int8_t convnet_int8_w_dw_w_hwc[72];
-extern const int32_t convnet_int8_w_dw_bias_folded[8];
+extern const int32_t convnet_int8_w_dw_dw_records[80];
 extern const int32_t convnet_int8_w_logits_requant[30];
 extern const int8_t convnet_int8_w_logits_w_packed[1280];
 
@@ -61,7 +59,7 @@ int convnet_int8_run_multi_with_arena(const int8_t *const *inputs, int8_t *const
     /* dw: conv2d(%conv1, %dw_w, %dw_b) -> %dw: tensor<1x4x4x8xi8, q<0.08:2>> */
     TFC_LAYER_MARK(1);
     TFC_GUARD_ENTER(1);
-    tfc_depthwise_s8_hwc(((int8_t *)(arena + 0)), convnet_int8_w_dw_w_hwc, convnet_int8_w_dw_bias_folded, ((int8_t *)(arena + 512)), &(const tfc_window){.batch = 1, .in_h = 6, .in_w = 6, .in_c = 8, .out_h = 4, .out_w = 4, .out_c = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0, .pad_left = 0, .pad_bottom = 0, .pad_right = 0, .dilation_h = 1, .dilation_w = 1, .groups = 8}, &(const tfc_channel_quant){.input_zp = -3, .output_zp = 2, .multiplier = NULL, .shift = NULL, .act_min = -128, .act_max = 127, .high_word = convnet_int8_w_dw_requant}, ((int8_t *)(arena + 288)));
+    tfc_depthwise_s8_3x3(((int8_t *)(arena + 0)), convnet_int8_w_dw_dw_records, ((int8_t *)(arena + 512)), &(const tfc_window){.batch = 1, .in_h = 6, .in_w = 6, .in_c = 8, .out_h = 4, .out_w = 4, .out_c = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0, .pad_left = 0, .pad_bottom = 0, .pad_right = 0, .dilation_h = 1, .dilation_w = 1, .groups = 8}, &(const tfc_channel_quant){.input_zp = -3, .output_zp = 2, .multiplier = NULL, .shift = NULL, .act_min = -128, .act_max = 127, .high_word = NULL}, ((int8_t *)(arena + 288)), 4);
     TFC_GUARD_LEAVE(1);
     /* flat: reshape(%dw) -> %flat: tensor<1x128xi8, q<0.08:2>> (a view: no code) */
     TFC_LAYER_MARK(2);

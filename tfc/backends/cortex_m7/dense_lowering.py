@@ -1,4 +1,5 @@
-"""Lowering of dense int8 conv2d / linear to the fast kernels of runtime/tfc_gemm_s8.c.
+"""Lowering of dense int8 conv2d / linear to the fast kernels of runtime/tfc_gemm_s8.c (and of
+depthwise conv2d to runtime/tfc_depthwise.c, via depthwise_lowering.py).
 
 `kernels.py` asks `lower_dense(op, ctx)` for an int8 conv2d or linear whose weights are stored
 dense; it returns None when the op needs the generic kernel. Everything shape-dependent is done
@@ -8,8 +9,8 @@ here, at compile time:
   interleaved per 4 reduction elements, padded to a multiple of 4 (`pack_gemm_weights`), so the
   kernel's 2x2 register block loads each weight word once for two rows;
 - a 1x1, stride-1, unpadded conv2d is a linear layer over the pixels (no im2col at all);
-- depthwise conv2d (channel multiplier 1) gets its weights as [kh, kw, C] (four channels per
-  word) and its bias with the input zero point folded in: bias - input_zp * sum of taps.
+- depthwise conv2d (channel multiplier 1) gets its bias with the input zero point folded in
+  (bias - input_zp * sum of taps) and the weight layout of its kernel (depthwise_lowering.py).
 
 The fast kernels take ops whose multipliers are not INT32_MIN and whose shifts are in [-31, 30].
 When every channel's shift is in [-22, -2] (output scales below a quarter of the accumulator's:
@@ -22,15 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfc.backends.cortex_m7 import depthwise_lowering
 from tfc.ir.core import Op
 from tfc.passes.memory_plan import storage_root
 
 INT32_MIN = -(1 << 31)
 MIN_SHIFT, MAX_SHIFT = -31, 30
-MAX_DEPTHWISE_TAPS = 64  # TFC_DW_MAX_TAPS in tfc_gemm_s8.c
 
-__all__ = ["fold_zero_point", "lower_dense", "pack_gemm_weights", "dense_scratch_bytes",
-           "depthwise_hwc"]
+__all__ = ["fold_zero_point", "lower_dense", "pack_gemm_weights", "dense_scratch_bytes"]
 
 
 # -- weight layouts -------------------------------------------------------------------------------
@@ -45,12 +45,6 @@ def pack_gemm_weights(w: np.ndarray) -> np.ndarray:
     padded = np.zeros((pairs * 2, k4), np.int8)
     padded[:out_c, :k] = w
     return np.ascontiguousarray(padded.reshape(pairs, 2, k4 // 4, 4).transpose(0, 2, 1, 3)).reshape(-1)
-
-
-def depthwise_hwc(w: np.ndarray) -> np.ndarray:
-    """Depthwise weights [C, kh, kw, 1] -> [kh * kw, C] (taps outer, channels inner)."""
-    channels = w.shape[0]
-    return np.ascontiguousarray(w.reshape(channels, -1).T)
 
 
 def fold_zero_point(bias: np.ndarray | None, w: np.ndarray, input_zp: int) -> np.ndarray:
@@ -100,7 +94,7 @@ def _kind(op: Op) -> str | None:
             return "pointwise"
         return "conv"
     in_c = op.operands[0].type.shape[3]
-    if groups == in_c == out_c and per_group == 1 and kh * kw <= MAX_DEPTHWISE_TAPS:
+    if groups == in_c == out_c and per_group == 1 and kh * kw <= depthwise_lowering.MAX_TAPS:
         return "depthwise"
     return None
 
@@ -111,12 +105,12 @@ def _reduction(op: Op) -> int:
 
 
 def dense_scratch_bytes(op: Op) -> int:
-    """Scratch the fast kernel for `op` needs: the 2-row int16 panel, or depthwise's zero-point row."""
+    """Scratch the fast kernel for `op` needs: the 2-row int16 panel, or depthwise's."""
     kind = _kind(op)
     if kind is None:
         return 0
     if kind == "depthwise":
-        return int(op.operands[0].type.shape[3])
+        return depthwise_lowering.scratch_bytes(op)
     return 4 * (-(-_reduction(op) // 4) * 4)
 
 
@@ -129,17 +123,12 @@ def lower_dense(op: Op, ctx):
         return None
     w = _const_array(op, 1)
     bias = _const_array(op, 2)
+    if kind == "depthwise":
+        return depthwise_lowering.lower_depthwise(op, ctx, w, fold_zero_point(
+            bias, w, op.attrs["input_zp"]))
     x, y, name = ctx.buf(op.operands[0]), ctx.buf(op.result), op.result.name
     out_c = w.shape[0]
     quant = _channel_quant(ctx, op, out_c, high_word=True)
-    if kind == "depthwise":
-        kh, kw = w.shape[1:3]
-        weights = ctx.const_array(f"{name}_w_hwc", depthwise_hwc(w))
-        folded = ctx.const_array(f"{name}_bias_folded",
-                                 fold_zero_point(bias, w, op.attrs["input_zp"]))
-        return [KernelCall("tfc_depthwise_s8_hwc", (
-            x, weights, folded, y, _window(op, (kh, kw), out_c, out_c), quant,
-            ctx.scratch(dense_scratch_bytes(op), "int8_t")))]
     packed = ctx.const_array(f"{name}_w_packed", pack_gemm_weights(w.reshape(out_c, -1)))
     bias_arg = ctx.buf(op.operands[2]) if bias is not None else "NULL"
     panel = ctx.scratch(dense_scratch_bytes(op), "uint32_t")

@@ -84,6 +84,7 @@ def is_view(op: Op) -> bool:
 SCRATCH_RULES: dict[str, Callable[[Op], int]] = {
     "conv2d": dense_scratch_bytes, "linear": dense_scratch_bytes,  # dense_lowering.py's kernels
     "matmul": matmul_scratch_bytes,  # matmul_lowering.py: the int16 operand panels
+    "layernorm": lambda op: _layernorm_scratch_bytes(op),  # a row's codes as int16 lanes
 }
 
 
@@ -338,6 +339,15 @@ def _rows_over_last_axis(op: Op) -> tuple[int, int]:
     return x.numel // cols, cols
 
 
+def _layernorm_scratch_bytes(op: Op) -> int:
+    """2 * cols for an int8 layernorm that takes tfc_norm.c's whole-layer M7 loop (16 <= cols <=
+    256, cols % 4 == 0, full int8 output range), which keeps a row's codes there as int16 lanes."""
+    cols = op.result.type.shape[-1]
+    full_range = _act_range(op) == (-128, 127)
+    fits = 16 <= cols <= 256 and cols % 4 == 0 and full_range
+    return 2 * cols if op.operands[0].type.dtype == "i8" and fits else 0
+
+
 def _layernorm(op: Op, ctx) -> list[KernelCall]:
     kind = _kind(op)
     rows, cols = _rows_over_last_axis(op)
@@ -362,9 +372,11 @@ def _layernorm(op: Op, ctx) -> list[KernelCall]:
     order[:cols & ~3] = order[:cols & ~3].reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)
     gamma_bias = ctx.const_array(f"{op.result.name}_gamma_bias",
                                  pairs[order].reshape(-1).astype(np.int32))
+    lanes = _layernorm_scratch_bytes(op)
+    scratch = ctx.scratch(lanes, "uint32_t") if lanes else "NULL"
     quant = c_struct("tfc_layernorm_quant", eps_q=int(op.attrs["eps_q"]),
                      xn_bits=scaled_layernorm_xn_bits(cols), gamma_bias=gamma_bias,
-                     act_min=lo, act_max=hi)
+                     act_min=lo, act_max=hi, scratch=scratch)
     return [KernelCall("tfc_layernorm_s8", (x, y, str(rows), str(cols), quant))]
 
 

@@ -3,21 +3,22 @@
 `kernels.py` asks `lower_sparse(op, ctx)` first; it returns None when the weights are dense, and
 otherwise the call of the tfc_sparse.c kernel that computes on the encoded stream. The stream is
 encoded here (tfc.sparse.encode, in the kernel's walk order) and stored in weights.c as a uint8
-array; the dense weights are never emitted for such an op.
+array; the dense weights are never emitted for such an op. Depthwise convs go to
+sparse_dw_lowering.py (tfc_sparse_dw.c).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tfc.backends.cortex_m7.sparse_dw_lowering import (depthwise_scratch_bytes,
+                                                     lower_sparse_depthwise)
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Op
 from tfc.ir.quant_math import high_word_rounding
 from tfc.passes.memory_plan import storage_root
 from tfc.passes.sparse_storage import weight_walk
 from tfc.sparse import BrleStream, encode, walk_rows
-
-MAX_KERNEL_ROWS = 16  # TFC_BRLE_MAX_KERNEL in tfc_runtime.h
 
 
 def brle_const(op: Op) -> Op | None:
@@ -90,7 +91,7 @@ def sparse_scratch_bytes(op: Op) -> int | None:
     if walk is None:
         return None
     if walk == "depthwise":
-        return 0
+        return depthwise_scratch_bytes(op)  # tfc_sparse_dw.c
     rows, row_length = walk_rows(const.attrs["value"].array, walk).shape
     block = int(const.attrs["block"])
     return _patch_bytes(-(-row_length // block), block, rows)
@@ -99,7 +100,7 @@ def sparse_scratch_bytes(op: Op) -> int | None:
 def lower_sparse(op: Op, ctx):
     """The tfc_sparse.c call for `op`, or None when its weights are stored dense."""
     from tfc.backends.cortex_m7.dense_lowering import fold_zero_point
-    from tfc.backends.cortex_m7.kernels import KernelCall, _bias, _channel_quant, _window
+    from tfc.backends.cortex_m7.kernels import KernelCall, _channel_quant, _window
 
     const = brle_const(op)
     if const is None:
@@ -115,14 +116,8 @@ def lower_sparse(op: Op, ctx):
     x, y = ctx.buf(op.operands[0]), ctx.buf(op.result)
     patch_bytes = _patch_bytes(stream.blocks_per_row, stream.block, stream.rows)
     if walk == "depthwise":
-        out_c, kh, kw, _ = op.operands[1].type.shape
-        if kh > MAX_KERNEL_ROWS or stream.block != kw:
-            raise UnsupportedOpError(f"{op.where()}: the sparse depthwise kernel takes at most "
-                                     f"{MAX_KERNEL_ROWS} kernel rows of one block each; store "
-                                     "these weights dense")
-        return [KernelCall("tfc_depthwise_brle_s8", (
-            x, _stream_struct(ctx, op, stream), _bias(ctx, op), y,
-            _window(op, (kh, kw), out_c, op.attr("group", 1)), _channel_quant(ctx, op, out_c)))]
+        return lower_sparse_depthwise(op, ctx, stream, walk_rows(const.attrs["value"].array, walk),
+                                      _bias_array(op))
     # conv and linear: the input zero point folded into the bias (the kernels widen x as is).
     rows = walk_rows(const.attrs["value"].array, walk)
     bias = _bias_array(op)

@@ -1,4 +1,4 @@
-/* Fast dense int8 kernels: conv2d (groups == 1), linear and depthwise conv2d.
+/* Fast dense int8 kernels: conv2d (groups == 1) and linear (depthwise: tfc_depthwise.c).
  *
  * conv2d and linear are one matrix product: rows (output pixels or tokens) times packed weights.
  * Two rows at a time are widened to int16 with the input zero point removed, into a "panel"
@@ -13,17 +13,9 @@
  * with them. The reduction is padded to K4 = K rounded up to 4 (panel 0, weights 0).
  *
  * Packed weights (kernels.py pack_gemm_weights): channel pairs (2p, 2p+1), each K4 / 4 groups of
- * [4 weights of channel 2p][4 weights of channel 2p+1]; an odd channel count adds a zero channel.
- *
- * Depthwise takes weights transposed to [kh, kw, C] (HWC) so four channels are one word, and a
- * bias with the zero point folded in (bias - input_zp * sum of the channel's taps): padding taps
- * then read the zero point itself (a row of it in scratch) and contribute nothing, without
- * branches in the loop. */
+ * [4 weights of channel 2p][4 weights of channel 2p+1]; an odd channel count adds a zero channel. */
 #include "tfc_runtime.h"
 #include "tfc_internal.h"
-
-/* The most kernel taps (kh * kw) the depthwise kernel takes; kernels.py falls back beyond. */
-#define TFC_DW_MAX_TAPS 64
 
 /* ---- panels ------------------------------------------------------------------------------ */
 
@@ -131,11 +123,28 @@ static inline void load_weight_pair(const int8_t **p, uint32_t *lo, uint32_t *hi
         acc11 = tfc_smlad(r1o_, w1o_, tfc_smlad(r1e_, w1e_, acc11));                             \
     } while (0)
 
+/* How a call requantizes: from the {multiplier, round, k} table with SSAT as the only clamp (the
+ * activation range is all of int8), or by testing which constants it has. */
+enum { REQUANT_TABLE_SATURATE, REQUANT_ANY };
+
+/* One output channel's two results (rows 0 and 1) in table mode: the channel's constants are
+ * loaded once for both rows. */
+static inline __attribute__((always_inline)) void
+table_saturate_pair(int32_t acc0, int32_t acc1, const int32_t *params, int8_t *y0, int8_t *y1)
+{
+    const int32_t multiplier = params[0], rounding = params[1], k = params[2];
+    *y0 = (int8_t)tfc_ssat8(tfc_requantize_high(acc0, multiplier, rounding, k));
+    if (y1) {
+        *y1 = (int8_t)tfc_ssat8(tfc_requantize_high(acc1, multiplier, rounding, k));
+    }
+}
+
 /* Both panel rows times every output channel; y0/y1 are the rows' outputs (y1 NULL when the panel
- * holds one real row twice). */
-static void panel_times_weights(const uint32_t *panel, const int8_t *w_packed,
-                                const int32_t *bias, int8_t *y0, int8_t *y1, int32_t k4,
-                                int32_t out_c, const tfc_channel_quant *q)
+ * holds one real row twice). Inlined once per requantization mode. */
+static inline __attribute__((always_inline)) void
+panel_times_weights_mode(const uint32_t *panel, const int8_t *w_packed, const int32_t *bias,
+                         int8_t *y0, int8_t *y1, int32_t k4, int32_t out_c,
+                         const tfc_channel_quant *q, int mode)
 {
     const channel_requant r = requant_of(q);
     const int32_t groups = k4 >> 2;
@@ -153,6 +162,14 @@ static void panel_times_weights(const uint32_t *panel, const int8_t *w_packed,
         }
         if (groups & 1) {
             GEMM_GROUP(a, w);
+        }
+        if (mode == REQUANT_TABLE_SATURATE) {
+            const int32_t *p0 = r.high_word + 3 * o;
+            table_saturate_pair(acc00, acc10, p0, y0 + o, y1 ? y1 + o : NULL);
+            if (has_second) {
+                table_saturate_pair(acc01, acc11, p0 + 3, y0 + o + 1, y1 ? y1 + o + 1 : NULL);
+            }
+            continue;
         }
         if (r.high_word) {
             const int32_t *p0 = r.high_word + 3 * o;
@@ -183,6 +200,31 @@ static void panel_times_weights(const uint32_t *panel, const int8_t *w_packed,
     }
 }
 
+static void panel_times_weights_saturate(const uint32_t *panel, const int8_t *w_packed,
+                                         const int32_t *bias, int8_t *y0, int8_t *y1, int32_t k4,
+                                         int32_t out_c, const tfc_channel_quant *q)
+{
+    panel_times_weights_mode(panel, w_packed, bias, y0, y1, k4, out_c, q, REQUANT_TABLE_SATURATE);
+}
+
+static void panel_times_weights_any(const uint32_t *panel, const int8_t *w_packed,
+                                    const int32_t *bias, int8_t *y0, int8_t *y1, int32_t k4,
+                                    int32_t out_c, const tfc_channel_quant *q)
+{
+    panel_times_weights_mode(panel, w_packed, bias, y0, y1, k4, out_c, q, REQUANT_ANY);
+}
+
+typedef void (*panel_times_weights_fn)(const uint32_t *, const int8_t *, const int32_t *,
+                                       int8_t *, int8_t *, int32_t, int32_t,
+                                       const tfc_channel_quant *);
+
+/* The panel product of a call: the table-and-SSAT instance when the call allows it. */
+static panel_times_weights_fn panel_times_weights_for(const tfc_channel_quant *q)
+{
+    const int saturate_only = q->act_min <= -128 && q->act_max >= 127;
+    return q->high_word && saturate_only ? panel_times_weights_saturate : panel_times_weights_any;
+}
+
 /* ---- linear ------------------------------------------------------------------------------ */
 
 void tfc_linear_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t *bias, int8_t *y,
@@ -190,6 +232,7 @@ void tfc_linear_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t
                           const tfc_channel_quant *q, uint32_t *panel)
 {
     const int32_t k4 = (in_features + 3) & ~3;
+    const panel_times_weights_fn panel_times_weights = panel_times_weights_for(q);
     for (int32_t r = 0; r < rows; r += 2) {
         const int32_t pair = r + 1 < rows;
         const int32_t r1 = pair ? r + 1 : r;
@@ -203,6 +246,80 @@ void tfc_linear_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t
 
 /* ---- conv2d (groups == 1) ---------------------------------------------------------------- */
 
+/* Kernel windows up to this many bytes whose rows are not whole words (a stem's 3 x 3 x 3) are
+ * gathered as bytes first, then widened a word at a time: widening them row by row would put
+ * most elements through panel_put. */
+#define TFC_SMALL_WINDOW_BYTES 64
+
+/* Short copies and fills a word at a time (unaligned words are allowed on the M7 and are one
+ * LDR/STR there). The empty asm keeps gcc from turning the loops into memcpy/memset calls, which
+ * cost more than the copy itself at these lengths. */
+static inline void copy_short(int8_t *dst, const int8_t *src, int32_t n)
+{
+    for (; n >= 4; n -= 4, dst += 4, src += 4) {
+        const uint32_t word = tfc_load4(src);
+        __builtin_memcpy(dst, &word, 4);
+        __asm__ volatile("");
+    }
+    if (n & 2) {
+        dst[0] = src[0];
+        dst[1] = src[1];
+        dst += 2;
+        src += 2;
+    }
+    if (n & 1) {
+        dst[0] = src[0];
+    }
+}
+
+static inline void fill_short(int8_t *dst, int32_t value, int32_t n)
+{
+    const uint32_t word = (uint32_t)(uint8_t)value * 0x01010101u;
+    for (; n >= 4; n -= 4, dst += 4) {
+        __builtin_memcpy(dst, &word, 4);
+        __asm__ volatile("");
+    }
+    if (n & 2) {
+        dst[0] = dst[1] = (int8_t)value;
+        dst += 2;
+    }
+    if (n & 1) {
+        dst[0] = (int8_t)value;
+    }
+}
+
+/* The im2col row of output pixel (oh, ow) as int8 codes, zero point where it is padding (it
+ * widens to 0), up to k4 bytes. */
+static void small_window_bytes(int8_t *bytes, int32_t k4, const int8_t *image, int32_t ih0,
+                               int32_t iw0, const tfc_window *g, int32_t zp)
+{
+    const int32_t row_len = g->kernel_w * g->in_c;
+    int32_t k = 0;
+    const int whole_rows = g->dilation_w == 1 && iw0 >= 0 &&
+                           iw0 + (g->kernel_w - 1) < g->in_w;
+    for (int32_t kh = 0; kh < g->kernel_h; ++kh, k += row_len) {
+        const int32_t ih = ih0 + kh * g->dilation_h;
+        if (ih < 0 || ih >= g->in_h) {
+            fill_short(bytes + k, zp, row_len);
+            continue;
+        }
+        const int8_t *line = image + ih * g->in_w * g->in_c;
+        if (whole_rows) {
+            copy_short(bytes + k, line + iw0 * g->in_c, row_len);
+            continue;
+        }
+        for (int32_t kw = 0; kw < g->kernel_w; ++kw) {
+            const int32_t iw = iw0 + kw * g->dilation_w;
+            if (iw < 0 || iw >= g->in_w) {
+                fill_short(bytes + k + kw * g->in_c, zp, g->in_c);
+            } else {
+                copy_short(bytes + k + kw * g->in_c, line + iw * g->in_c, g->in_c);
+            }
+        }
+    }
+    fill_short(bytes + k, zp, k4 - k);
+}
+
 /* The im2col row of output pixel (oh, ow) of `image` into panel row `row`. */
 static void panel_pack_window(uint32_t *panel, int32_t row, const int8_t *image, int32_t oh,
                               int32_t ow, const tfc_window *g, int32_t zp)
@@ -210,6 +327,13 @@ static void panel_pack_window(uint32_t *panel, int32_t row, const int8_t *image,
     const int32_t ih0 = oh * g->stride_h - g->pad_top;
     const int32_t iw0 = ow * g->stride_w - g->pad_left;
     const int32_t row_len = g->kernel_w * g->in_c;
+    const int32_t k4 = (g->kernel_h * row_len + 3) & ~3;
+    if ((row_len & 3) != 0 && k4 <= TFC_SMALL_WINDOW_BYTES) {
+        int8_t bytes[TFC_SMALL_WINDOW_BYTES] __attribute__((aligned(4)));
+        small_window_bytes(bytes, k4, image, ih0, iw0, g, zp);
+        panel_pack(panel, row, 0, bytes, k4, zp);
+        return;
+    }
     int32_t k = 0;
     for (int32_t kh = 0; kh < g->kernel_h; ++kh, k += row_len) {
         const int32_t ih = ih0 + kh * g->dilation_h;
@@ -237,6 +361,7 @@ void tfc_conv2d_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t
     const int32_t k4 = (g->kernel_h * g->kernel_w * g->in_c + 3) & ~3;
     const int32_t per_image = g->out_h * g->out_w;
     const int32_t pixels = g->batch * per_image;
+    const panel_times_weights_fn panel_times_weights = panel_times_weights_for(q);
     for (int32_t p = 0; p < pixels; p += 2) {
         const int32_t pair = p + 1 < pixels;
         panel_clear_tail(panel, k4);
@@ -248,83 +373,5 @@ void tfc_conv2d_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t
         }
         panel_times_weights(panel, w_packed, bias, y + p * g->out_c,
                             pair ? y + (p + 1) * g->out_c : NULL, k4, g->out_c, q);
-    }
-}
-
-/* ---- depthwise conv2d (groups == in_c == out_c) ------------------------------------------- */
-
-/* One output pixel: every channel over `taps` input pointers (each at channel 0). Not inlined and
- * not unrolled over the taps: with the requantization inlined as well, an unrolled body runs out of
- * registers and spills more than the loop overhead it saves. */
-static void depthwise_pixel(const int8_t *const *tap, int32_t taps, const int8_t *w_hwc,
-                                   const int32_t *folded_bias, int8_t *y, int32_t channels,
-                                   const channel_requant *q)
-{
-    int32_t c = 0;
-    for (; c + 4 <= channels; c += 4) {
-        int32_t acc0 = folded_bias[c], acc1 = folded_bias[c + 1];
-        int32_t acc2 = folded_bias[c + 2], acc3 = folded_bias[c + 3];
-        const int8_t *w = w_hwc + c;
-        for (int32_t t = 0; t < taps; ++t, w += channels) {
-            const uint32_t xv = tfc_load4(tap[t] + c), wv = tfc_load4(w);
-            const uint32_t x02 = tfc_sxtb16(xv), x13 = tfc_sxtb16_ror8(xv);
-            const uint32_t w02 = tfc_sxtb16(wv), w13 = tfc_sxtb16_ror8(wv);
-            acc0 = tfc_smlabb(x02, w02, acc0);
-            acc2 = tfc_smlatt(x02, w02, acc2);
-            acc1 = tfc_smlabb(x13, w13, acc1);
-            acc3 = tfc_smlatt(x13, w13, acc3);
-        }
-        if (q->high_word) {
-            const int32_t *p = q->high_word + 3 * c;
-            y[c] = high_word_output(acc0, p, q);
-            y[c + 1] = high_word_output(acc1, p + 3, q);
-            y[c + 2] = high_word_output(acc2, p + 6, q);
-            y[c + 3] = high_word_output(acc3, p + 9, q);
-            continue;
-        }
-        y[c] = requant_output(acc0, q->multiplier[c], q->shift[c], q);
-        y[c + 1] = requant_output(acc1, q->multiplier[c + 1], q->shift[c + 1], q);
-        y[c + 2] = requant_output(acc2, q->multiplier[c + 2], q->shift[c + 2], q);
-        y[c + 3] = requant_output(acc3, q->multiplier[c + 3], q->shift[c + 3], q);
-    }
-    for (; c < channels; ++c) {
-        int32_t acc = folded_bias[c];
-        for (int32_t t = 0; t < taps; ++t) {
-            acc += (int32_t)tap[t][c] * (int32_t)w_hwc[t * channels + c];
-        }
-        y[c] = q->high_word ? high_word_output(acc, q->high_word + 3 * c, q)
-                            : requant_output(acc, q->multiplier[c], q->shift[c], q);
-    }
-}
-
-void tfc_depthwise_s8_hwc(const int8_t *x, const int8_t *w_hwc, const int32_t *folded_bias,
-                          int8_t *y, const tfc_window *g, const tfc_channel_quant *q,
-                          int8_t *zp_row)
-{
-    const int32_t channels = g->in_c;
-    const int32_t taps = g->kernel_h * g->kernel_w;
-    const int8_t *tap[TFC_DW_MAX_TAPS];
-    const channel_requant r = requant_of(q);
-    for (int32_t c = 0; c < channels; ++c) {
-        zp_row[c] = (int8_t)q->input_zp;
-    }
-    for (int32_t n = 0; n < g->batch; ++n) {
-        const int8_t *image = x + n * g->in_h * g->in_w * channels;
-        for (int32_t oh = 0; oh < g->out_h; ++oh) {
-            const int32_t ih0 = oh * g->stride_h - g->pad_top;
-            for (int32_t ow = 0; ow < g->out_w; ++ow, y += channels) {
-                const int32_t iw0 = ow * g->stride_w - g->pad_left;
-                int32_t t = 0;
-                for (int32_t kh = 0; kh < g->kernel_h; ++kh) {
-                    const int32_t ih = ih0 + kh * g->dilation_h;
-                    for (int32_t kw = 0; kw < g->kernel_w; ++kw, ++t) {
-                        const int32_t iw = iw0 + kw * g->dilation_w;
-                        const int inside = ih >= 0 && ih < g->in_h && iw >= 0 && iw < g->in_w;
-                        tap[t] = inside ? image + (ih * g->in_w + iw) * channels : zp_row;
-                    }
-                }
-                depthwise_pixel(tap, taps, w_hwc, folded_bias, y, channels, &r);
-            }
-        }
     }
 }

@@ -155,6 +155,16 @@ static inline int32_t tfc_smlatt(uint32_t a, uint32_t b, int32_t acc)
 #endif
 }
 
+/* acc + hi(a) * lo(b) (SMLATB). */
+static inline int32_t tfc_smlatb(uint32_t a, uint32_t b, int32_t acc)
+{
+#if defined(TFC_USE_DSP)
+    return __smlatb(a, b, acc);
+#else
+    return tfc_smlabb(a >> 16, b, acc);
+#endif
+}
+
 /* Both int16 halves of x plus those of y, wrapping (SADD16). */
 static inline uint32_t tfc_sadd16(uint32_t x, uint32_t y)
 {

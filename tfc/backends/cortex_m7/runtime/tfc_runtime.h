@@ -108,6 +108,9 @@ typedef struct {
      * ones in order. The 2^23 (128 codes) lets USAT16 do the int8 saturation. */
     const int32_t *gamma_bias;
     int32_t act_min, act_max;
+    /* 2 * cols bytes, word-aligned, valid during the call (planned kernel scratch): the M7 keeps
+     * a row's codes there as int16 lanes between its statistics and its outputs. NULL: none. */
+    uint32_t *scratch;
 } tfc_layernorm_quant;
 
 /* ---- convolution and dense layers --------------------------------------------------------- */
@@ -150,11 +153,21 @@ void tfc_linear_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t
 /* groups == 1; any stride, padding and dilation. */
 void tfc_conv2d_s8_packed(const int8_t *x, const int8_t *w_packed, const int32_t *bias, int8_t *y,
                           const tfc_window *g, const tfc_channel_quant *q, uint32_t *panel);
+
+/* ---- dense depthwise conv2d: tfc_depthwise.c ------------------------------------------------ */
+
 /* groups == in_c == out_c, weights [kh, kw, C], bias with the input zero point folded in;
  * `zp_row` is scratch of in_c bytes. */
 void tfc_depthwise_s8_hwc(const int8_t *x, const int8_t *w_hwc, const int32_t *folded_bias,
                           int8_t *y, const tfc_window *g, const tfc_channel_quant *q,
                           int8_t *zp_row);
+/* 3x3, dilation 1, stride_w 1 or 2; one record of 10 words per channel (depthwise_lowering.
+ * records_3x3: weights, folded bias, requantization; q supplies zero points and the activation
+ * range); `planes` is word-aligned scratch of depthwise_lowering.scratch_bytes bytes for bands of
+ * `band_rows` output rows. */
+void tfc_depthwise_s8_3x3(const int8_t *x, const int32_t *records, int8_t *y,
+                          const tfc_window *g, const tfc_channel_quant *q, int8_t *planes,
+                          int32_t band_rows);
 
 /* ---- sparse (block run-length) weights: tfc_sparse.c ---------------------------------------- */
 
@@ -177,9 +190,12 @@ typedef struct {
  * stream pass) followed by a row table of 20 bytes per row (records, bias, requantization). */
 void tfc_conv2d_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
                         const tfc_window *g, const tfc_channel_quant *q, int16_t *patch);
-/* depthwise (groups == in_c == out_c), block = kernel_w (one record per kernel row). */
-void tfc_depthwise_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
-                           const tfc_window *g, const tfc_channel_quant *q);
+/* depthwise (groups == in_c == out_c), block = kernel_w (one record per kernel row), in
+ * tfc_sparse_dw.c; `folded_bias` as for conv; `scratch` is 4-byte aligned, of the size
+ * sparse_lowering.depthwise_scratch_bytes gives (int16 input-row slots and an int32 row). */
+void tfc_depthwise_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *folded_bias,
+                           int8_t *y, const tfc_window *g, const tfc_channel_quant *q,
+                           int16_t *scratch);
 /* [out, in] weights (w->rows = out), batched over `rows` tokens; `bias` and `patch` as for conv. */
 void tfc_linear_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
                         int32_t rows, int32_t in_features, const tfc_channel_quant *q,

@@ -13,7 +13,8 @@
  * A pre-pass counts the records of every row once per call, so the hot loop has no row-boundary
  * test and no division. For b = 4 each pixel's block is stored pairwise interleaved
  * (x0, x2, x1, x3) so that SXTB16 of the weight word and of its rotation line up with it.
- * The portable forms of SXTB16/SMLAD in tfc_internal.h make the host run the very same code. */
+ * The portable forms of SXTB16/SMLAD in tfc_internal.h make the host run the very same code.
+ * The depthwise kernel, which walks channel by channel, is in tfc_sparse_dw.c. */
 #include <string.h>
 
 #include "tfc_runtime.h"
@@ -34,13 +35,6 @@ static inline int32_t brle_group_index(int32_t e, int32_t k, int32_t block)
         return (e >> 2) * (4 * BRLE_GROUP) + k * 4 + (lane == 1 ? 2 : lane == 2 ? 1 : lane);
     }
     return (e >> 1) * (2 * BRLE_GROUP) + k * 2 + (e & 1);
-}
-
-static inline int8_t brle_output(int32_t acc, int32_t multiplier, int32_t shift,
-                                 const tfc_channel_quant *q)
-{
-    return (int8_t)tfc_clamp_i32(tfc_requantize(acc, multiplier, shift) + q->output_zp,
-                                 q->act_min, q->act_max);
 }
 
 /* The short form is tfc_requantize_high, whose `rounding` the compiler checks to lie within
@@ -432,73 +426,5 @@ void tfc_linear_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias,
             brle_widen(patch, k, x + token * in_features, in_features, w->block, 0);
         }
         group_rows(patch, w, table, (brle_outputs){y + first * w->rows, step}, &range);
-    }
-}
-
-/* One channel of a depthwise conv: its stored kernel rows (taps) against every output pixel. */
-static void brle_depthwise_channel(const int8_t *x, int32_t c, const int8_t *const *taps,
-                                   const int32_t *tap_rows, int32_t n_taps, int32_t acc0,
-                                   int8_t *y, const tfc_window *g, const tfc_channel_quant *q)
-{
-    const int32_t kw_n = g->kernel_w;
-    for (int32_t n = 0; n < g->batch; ++n) {
-        const int8_t *image = x + n * g->in_h * g->in_w * g->in_c + c;
-        int8_t *out = y + n * g->out_h * g->out_w * g->out_c + c;
-        for (int32_t oh = 0; oh < g->out_h; ++oh) {
-            const int32_t ih0 = oh * g->stride_h - g->pad_top;
-            for (int32_t ow = 0; ow < g->out_w; ++ow, out += g->out_c) {
-                const int32_t iw0 = ow * g->stride_w - g->pad_left;
-                const int whole_row = iw0 >= 0 && iw0 + (kw_n - 1) * g->dilation_w < g->in_w;
-                int32_t acc = acc0;
-                for (int32_t t = 0; t < n_taps; ++t) {
-                    const int32_t ih = ih0 + tap_rows[t] * g->dilation_h;
-                    if (ih < 0 || ih >= g->in_h) {
-                        continue;
-                    }
-                    const int8_t *v = taps[t];
-                    const int8_t *line = image + ih * g->in_w * g->in_c;
-                    if (whole_row && kw_n == 3) {
-                        const int32_t step = g->dilation_w * g->in_c;
-                        const int8_t *px = line + iw0 * g->in_c;
-                        acc += ((int32_t)px[0] - q->input_zp) * v[0]
-                             + ((int32_t)px[step] - q->input_zp) * v[1]
-                             + ((int32_t)px[2 * step] - q->input_zp) * v[2];
-                        continue;
-                    }
-                    for (int32_t kw = 0; kw < kw_n; ++kw) {
-                        const int32_t iw = iw0 + kw * g->dilation_w;
-                        if (iw >= 0 && iw < g->in_w) {
-                            acc += ((int32_t)line[iw * g->in_c] - q->input_zp) * v[kw];
-                        }
-                    }
-                }
-                *out = brle_output(acc, q->multiplier[c], q->shift[c], q);
-            }
-        }
-    }
-}
-
-void tfc_depthwise_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
-                           const tfc_window *g, const tfc_channel_quant *q)
-{
-    const int8_t *taps[TFC_BRLE_MAX_KERNEL];
-    int32_t tap_rows[TFC_BRLE_MAX_KERNEL];
-    const uint8_t *rec = w->data;
-    int32_t channel = 0, col = -1, n_taps = 0;
-    for (int32_t k = 0; k <= w->records; ++k, rec += 1 + w->block) {
-        /* past the last record, flush every remaining channel */
-        col = k < w->records ? col + (int32_t)rec[0] + 1 : w->rows * w->blocks_per_row;
-        while (col >= w->blocks_per_row && channel < w->rows) {
-            brle_depthwise_channel(x, channel, taps, tap_rows, n_taps, bias ? bias[channel] : 0,
-                                   y, g, q);
-            ++channel;
-            col -= w->blocks_per_row;
-            n_taps = 0;
-        }
-        if (k < w->records) {
-            taps[n_taps] = (const int8_t *)(rec + 1);
-            tap_rows[n_taps] = col;
-            ++n_taps;
-        }
     }
 }
