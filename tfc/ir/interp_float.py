@@ -7,6 +7,7 @@ import numpy as np
 from tfc.errors import UnsupportedOpError
 from tfc.ir.interp_spatial import (conv_accumulate, from_nchw, out_hw, spatial_params, to_nchw,
                                    weights_to_oihw, window_counts, windows)
+from tfc.ir.ops import require_last_axis
 
 F32 = np.float32
 
@@ -109,17 +110,9 @@ def _batchnorm(op, xs):
     return [y.astype(F32)]
 
 
-def _last_axis_only(op):
-    axis = op.attr("axis", -1)
-    rank = op.operands[0].type.rank
-    if axis % rank != rank - 1:
-        raise UnsupportedOpError(f"{op.where()}: only axis -1 is supported, got axis {axis}; "
-                                 f"transpose the normalized axis last")
-
-
 def _layernorm(op, xs):
     """ONNX LayerNormalization over the last axis (stash_type float32)."""
-    _last_axis_only(op)
+    require_last_axis(op)
     x = xs[0].astype(F32)
     mean = np.mean(x, axis=-1, keepdims=True, dtype=F32)
     centered = x - mean
@@ -133,7 +126,7 @@ def _layernorm(op, xs):
 
 
 def _softmax(op, xs):
-    _last_axis_only(op)
+    require_last_axis(op)
     x = xs[0].astype(F32)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return [(e / e.sum(axis=-1, keepdims=True, dtype=F32)).astype(F32)]

@@ -12,6 +12,7 @@ import numpy as np
 from tfc.errors import UnsupportedOpError
 from tfc.ir.interp_spatial import (conv_accumulate, from_nchw, out_hw, spatial_params, to_nchw,
                                    weights_to_oihw, window_counts, windows)
+from tfc.ir.ops import require_last_axis
 from tfc.ir.quant_math import (LAYERNORM_MAX_CHANNELS, MEAN_EXTRA_BITS, SOFTMAX_MAX_ROW, add_int,
                                clamp, multiply_by_quantized_multiplier as mbqm, rounding_divide,
                                scaled_layernorm_row, smlawb, softmax_row_reciprocal, wrap_int32)
@@ -123,18 +124,10 @@ def _reduce_mean(op, xs):
     return [_mean_requantize(op, total, count)]
 
 
-def _last_axis_only(op):
-    axis = op.attr("axis", -1)
-    rank = op.operands[0].type.rank
-    if axis % rank != rank - 1:
-        raise UnsupportedOpError(f"{op.where()}: only axis -1 is supported, got axis {axis}; "
-                                 f"transpose the normalized axis last")
-
-
 def _layernorm(op, xs):
     """Scaled-LayerNorm: integer statistics, one reciprocal square root per row, x_norm * 2^s in
     int16 (one SMLAWB), then gamma and beta as one more SMLAWB per element (ops.py `layernorm`)."""
-    _last_axis_only(op)
+    require_last_axis(op)
     if len(xs) != 1:
         raise UnsupportedOpError(f"{op.where()}: the integer layernorm takes x only; gamma and "
                                  f"beta fold into multiplier/bias (run scaled-layernorm)")
@@ -157,7 +150,7 @@ def _layernorm(op, xs):
 
 def _softmax(op, xs):
     """Table-driven softmax: e = lut[255 - max + x], one reciprocal per row, one multiply each."""
-    _last_axis_only(op)
+    require_last_axis(op)
     if len(xs) != 2:
         raise UnsupportedOpError(f"{op.where()}: the integer softmax needs its exp table as the "
                                  f"second operand (run softmax-lut)")

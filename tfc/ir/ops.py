@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from tfc.errors import VerifyError
+from tfc.errors import UnsupportedOpError, VerifyError
 from tfc.ir.types import TensorType
 
 # Attribute kinds: "int", "float", "str", "bool", "ints", "floats", "dense", "number" (int or float),
@@ -516,3 +516,13 @@ def _loc(op) -> str:
     if op.loc and op.loc.count(":") >= 2 and op.loc.rsplit(":", 2)[1].isdigit():
         return f"{op.loc}: error: "
     return ""
+
+
+def require_last_axis(op) -> None:
+    """layernorm, softmax and log_softmax normalize over the last axis only (interpreters and
+    kernels alike)."""
+    axis = op.attr("axis", -1)
+    rank = op.operands[0].type.rank
+    if axis % rank != rank - 1:
+        raise UnsupportedOpError(f"{op.where()}: only axis -1 is supported, got axis {axis}; "
+                                 f"transpose the normalized axis last")

@@ -28,6 +28,7 @@ from tfc.backends.cortex_m7.elementwise_lowering import ELEMENTWISE_LOWERINGS
 from tfc.backends.cortex_m7.matmul_lowering import lower_matmul, matmul_scratch_bytes
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Op, Value
+from tfc.ir.ops import require_last_axis
 from tfc.ir.quant_math import high_word_requant, scaled_layernorm_xn_bits
 from tfc.ir.types import Quant
 
@@ -330,11 +331,8 @@ def _clip(op: Op, ctx) -> list[KernelCall]:
 
 
 def _rows_over_last_axis(op: Op) -> tuple[int, int]:
+    require_last_axis(op)
     x = op.operands[0].type
-    axis = op.attr("axis", -1)
-    if axis % x.rank != x.rank - 1:
-        raise UnsupportedOpError(f"{op.where()}: only axis -1 is supported, got axis {axis}; "
-                                 f"transpose the normalized axis last")
     cols = x.shape[-1]
     return x.numel // cols, cols
 

@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfc.backends.cortex_m7.build import build_lock
+from tfc.backends.cortex_m7.build import _first_error, build_lock
 from tfc.errors import BuildError
 
 M7_DIR = Path(__file__).resolve().parent / "m7"
@@ -46,14 +46,6 @@ IO_ALIGN = 16
 
 def toolchain_available() -> bool:
     return shutil.which(CC) is not None
-
-
-def _first_error(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for ln in lines:
-        if "error" in ln.lower():
-            return ln
-    return lines[-1] if lines else "no output"
 
 
 def compile_elf(sources: list[Path], out: Path, *, include_dirs: list[Path] = (),
