@@ -61,6 +61,13 @@ def all_cases(seed: int = 0) -> list[Case]:
     for j, (real, lo, hi) in enumerate(REQUANTS):
         cases.append(_matmul_case(rng, 100 + j, (1, 9, 2, 20), (1, 5, 2, 20), [0, 2, 1, 3],
                                   [0, 2, 3, 1], [0, 2, 1, 3], real, lo, hi, [-128, 127, -7]))
+    # short reductions in every requantization mode: the unrolled k = 16 / 32 / 64 loops and the
+    # generic one (k = 12, 5), odd m and n, unit output column stride (m >= n: not swapped)
+    for j, k in enumerate((16, 32, 64, 12, 5)):
+        for r, (real, lo, hi) in enumerate(REQUANTS):
+            zps = [int(z) for z in rng.integers(-128, 128, size=3)]
+            cases.append(_matmul_case(rng, 200 + 10 * j + r, (1, 9, 2, k), (1, 7, 2, k),
+                                      [0, 2, 1, 3], [0, 2, 3, 1], [0, 2, 1, 3], real, lo, hi, zps))
     return cases
 
 
@@ -95,7 +102,8 @@ def test_panel_chosen_and_smaller_operand_packed():
     (op,) = [op for op in case.graph.ops if op.name == "matmul"]
     layout = matmul_lowering.matmul_layout(op)
     assert layout["swapped"] and (layout["m"], layout["n"]) == (11, 3)
-    assert matmul_lowering.matmul_scratch_bytes(op) == 2 * 4 * 20 + 4 * 20
+    # two B column pairs (int16 columns of k4 = 20 plus two int32 start values) and two A rows
+    assert matmul_lowering.matmul_scratch_bytes(op) == 2 * (4 * 20 + 8) + 4 * 20
     (call,) = matmul_lowering.lower_matmul(op, _NullContext())
     assert call.fn == "tfc_matmul_s8_panel"
 

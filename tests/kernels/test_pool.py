@@ -72,7 +72,41 @@ REDUCTIONS = [
     ((3, 4, 5, 2), [1, 3], False),
     ((4, 6), [0, 1], False),        # everything
     ((2, 1, 3, 1, 4), [1, 3, 4], True),
+    # column means (tfc_reduce_mean_columns_s8): 8-, 4- and 1-channel steps, one token, rows > 256
+    ((1, 64, 32), [1], False),      # the pooled head: mean over tokens
+    ((3, 9, 13), [1], True),        # odd C = 8 + 4 + 1, batched
+    ((1, 1, 7), [1], False),        # T = 1
+    ((2, 3, 4, 6), [1, 2], False),  # spatial mean in nhwc, C = 4 + 2
+    ((1, 300, 12), [-2], False),    # the int16 lanes flushed every 256 rows
 ]
+
+
+def column_mean_cases(seed: int = 24) -> list[Case]:
+    """Column means whose int16 lanes meet their extremes (every input -128 or 127, 256 and 300
+    rows), and random ones with odd channel counts."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i, (shape, fill) in enumerate([((1, 256, 12), -128), ((1, 300, 8), 127), ((2, 257, 5), -128),
+                                       ((1, 5, 11), None), ((1, 1, 4), None)]):
+        attrs = dict(axes=[1], keepdims=False, **_mean_requant(rng))
+        x = random_i8(rng, shape) if fill is None else np.full(shape, fill, np.int8)
+        g = one_op_graph(f"colmean{i}", [i8_type(shape)],
+                         lambda b, v, a=attrs: b.op("reduce_mean", [v], **a))
+        cases.append(Case(g, [x], label=f"column mean {shape} fill {fill}"))
+    return cases
+
+
+def test_column_means_take_the_simd_kernel():
+    from tfc.backends.cortex_m7.elementwise_lowering import _column_form
+
+    assert _column_form([32], [1], [64], [32]) == (1, 64, 32)        # [1, 64, 32] over tokens
+    assert _column_form([2, 3], [60, 1], [20], [3]) == (2, 20, 3)    # nhwc spatial mean
+    assert _column_form([2], [7], [6], [1]) is None                  # mean over the last axis
+    assert _column_form([4, 5], [20, 1], [2], [5]) is None           # rows of a strided slice
+
+
+def test_column_means_at_lane_extremes(kernels_host):
+    kernels_host.check(column_mean_cases())
 
 
 @pytest.mark.parametrize("dtype", ["i8", "f32"])

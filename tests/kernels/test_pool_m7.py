@@ -1,6 +1,6 @@
-"""The SIMD maxpool (SSUB8/SEL) and the avgpool fast paths on the emulated M7, DSP and portable
-builds: padded, dilated, ceil-mode and whole-2x2 windows with odd channel counts, bit-exact with
-the interpreter."""
+"""The SIMD maxpool (SSUB8/SEL), the avgpool fast paths and the column means (SXTAB16) on the
+emulated M7, DSP and portable builds: padded, dilated, ceil-mode and whole-2x2 windows with odd
+channel counts, column sums at their int16 lane extremes, bit-exact with the interpreter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from kernel_harness import Case, i8_type, one_op_graph, random_i8
 from test_add_requant_fast import run_on_m7
-from test_pool import _mean_requant, _pool_windows
+from test_pool import _mean_requant, _pool_windows, column_mean_cases
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs("arm-none-eabi-gcc", "unicorn")]
 
@@ -28,7 +28,7 @@ def pool_cases(seed: int = 4) -> list[Case]:
         g = one_op_graph(f"avgpool{i}", [i8_type(win["shape"])],
                          lambda b, v, a=attrs: b.op("avgpool2d", [v], **a))
         cases.append(Case(g, [x], label=f"avgpool {attrs}"))
-    return cases
+    return cases + column_mean_cases()
 
 
 @pytest.mark.parametrize("portable", [False, True], ids=["dsp", "portable"])

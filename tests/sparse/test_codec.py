@@ -104,11 +104,21 @@ def test_choice_detects_block_size_and_stays_dense_when_not_smaller():
     assert sparse.choose_storage(pruned, "linear", prefer="dense").storage == "dense"
 
 
-def test_speed_preference_follows_the_crossover():
+def test_speed_preference_follows_the_cost_model_crossover():
+    """On one layer (linear 64 -> 192 on one token) the speed choice flips once, from dense to
+    brle, as block sparsity grows, exactly where the predicted sparse instructions drop below the
+    predicted dense ones; prefer=size takes brle wherever it is smaller."""
     rng = np.random.default_rng(4)
-    w = rng.integers(1, 100, size=(32, 64)).astype(np.int8)
-    barely = sparse.prune_blocks(w, "linear", 4, 0.25)  # smaller than dense, but density 0.75
-    limit = sparse.CROSSOVER_DENSITY[("linear", 4)]
-    choice = sparse.choose_storage(barely, "linear", prefer="speed")
-    assert choice.storage == ("brle" if 0.75 <= limit else "dense")
-    assert sparse.choose_storage(barely, "linear", prefer="size").storage == "brle"
+    w = rng.integers(1, 100, size=(192, 64)).astype(np.int8)
+    layer = sparse.layer_geometry("linear", (1, 64), w.shape, (1, 192))
+    picks = []
+    for rho in (0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95):
+        pruned = sparse.prune_blocks(w, "linear", 4, rho)
+        choice = sparse.choose_storage(pruned, "linear", prefer="speed", block_hint=4,
+                                       layers=(layer,))
+        faster = choice.predicted_sparse_instructions < choice.predicted_dense_instructions
+        assert choice.storage == ("brle" if faster else "dense"), (rho, choice.reason)
+        assert sparse.choose_storage(pruned, "linear", prefer="size").storage == "brle"
+        picks.append(choice.storage)
+    assert picks[0] == "dense" and picks[-1] == "brle"
+    assert picks == sorted(picks, key=lambda s: s == "brle")  # one crossover

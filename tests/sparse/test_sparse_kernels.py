@@ -107,6 +107,22 @@ def _depthwise_cases(rng) -> list[Layer]:
     return layers
 
 
+def _group_cases(rng) -> list[Layer]:
+    """The 8-pixel groups and their tails: 5..16 tokens (tails of 1..7 after whole groups of 8,
+    exactly 8 and 16, and 5..7, which take one overlapping wide group), convs of 9, 12 and 15
+    pixels, rows of 20 and 44 weights (not a multiple of 8), one output row, and 1x1 convs on the
+    linear kernel (stride 1, no padding; batch 2) and off it (stride 2)."""
+    layers = [linear_layer(rng, tokens, 20, 6, sparsity=0.6, block=2 + 2 * (tokens % 2))
+              for tokens in range(5, 17)]
+    layers += [conv_layer(rng, 3, width, 12, 5, sparsity=0.6, block=4) for width in (3, 4, 5)]
+    layers += [conv_layer(rng, 5, 5, 6, 1, sparsity=0.5, block=2),  # one output row
+               linear_layer(rng, 9, 44, 1, sparsity=0.5, block=4),
+               conv_layer(rng, 5, 6, 8, 7, k=1, pad=0, batch=2, sparsity=0.6, block=4),
+               conv_layer(rng, 7, 6, 8, 7, k=1, stride=2, pad=0, sparsity=0.6, block=2),
+               conv_layer(rng, 6, 6, 5, 8, batch=2, sparsity=0.7, block=4)]  # gathered windows
+    return layers
+
+
 def _cases(rng) -> list[Layer]:
     layers = []
     for block in (2, 4):
@@ -125,7 +141,7 @@ def _cases(rng) -> list[Layer]:
     layers.append(all_zero)
     layers.append(conv_layer(rng, 1, 3, 8, 5, sparsity=0.5, block=4))  # fewer pixels than a group
     layers.append(linear_layer(rng, 1, 24, 6, sparsity=0.5, block=2))  # one token
-    return layers + _requant_cases(rng)
+    return layers + _requant_cases(rng) + _group_cases(rng)
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +199,37 @@ def test_pruned_depthwise_channels_keep_the_high_word_table():
     constant = multiply_by_quantized_multiplier(layer.bias[2], 1 << 30, 1) + layer.attrs["output_zp"]
     assert table[2].tolist() == [0, int(np.clip(constant, -128, 127)), 0]
     assert (table[[0, 3], 2] >= 1).all()  # kept channels: their own multiplier, rounding and k
+
+
+def test_row_constants_hold_the_requantization_of_each_row():
+    """The compiler's per-row constants (tfc_sparse.c's brle_row less the record bytes, which a
+    call counts from the stream): the folded bias, and a pruned row with a large shift as
+    (0, its constant output, 0)."""
+    from tfc.backends.cortex_m7.dense_lowering import fold_zero_point
+    from tfc.backends.cortex_m7.sparse_lowering import row_constants
+    from tfc.ir.quant_math import multiply_by_quantized_multiplier
+
+    rng = np.random.default_rng(5)
+    layer = _long_gap_linear(rng)  # rows 1, 2 and 4 all zero, holding only fillers
+    layer.attrs["shift"][2] = 1
+    op = layers_graph([layer]).outputs[0].producer
+    folded = fold_zero_point(layer.bias, layer.weights, layer.attrs["input_zp"])
+    table = row_constants(op, layer.weights, folded, short=True)
+    assert table.shape == (6, 4) and table[:, 0].tolist() == folded.tolist()
+    constant = multiply_by_quantized_multiplier(folded[2], layer.attrs["multiplier"][2], 1)
+    assert table[2, 1:].tolist() == [0, int(np.clip(constant + layer.attrs["output_zp"], -128,
+                                                         127)), 0]
+    assert (table[[0, 3, 5], 3] >= 1).all()  # the others: their own multiplier, rounding and k
+
+
+def test_pointwise_conv_runs_on_the_linear_kernel(tmp_path):
+    """A 1x1 conv with stride 1 and no padding reads each pixel alone: the linear kernel over
+    its pixels takes it (whole pixels widened, no window gather); a strided one stays a conv."""
+    rng = np.random.default_rng(8)
+    pointwise = conv_layer(rng, 4, 4, 16, 8, k=1, pad=0, sparsity=0.6, block=4)
+    compile_layers(layers_graph([pointwise]), tmp_path / "pw", prefer="size")
+    model_c = (tmp_path / "pw" / "model.c").read_text()
+    assert "tfc_linear_brle_s8(" in model_c and "tfc_conv2d_brle_s8(" not in model_c
+    strided = conv_layer(rng, 4, 4, 16, 8, k=1, stride=2, pad=0, sparsity=0.6, block=4)
+    compile_layers(layers_graph([strided]), tmp_path / "strided", prefer="size")
+    assert "tfc_conv2d_brle_s8(" in (tmp_path / "strided" / "model.c").read_text()

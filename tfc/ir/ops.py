@@ -287,14 +287,18 @@ def _batchnorm_infer(ts, a):
 # -- the ops ------------------------------------------------------------------------------------
 
 register(OpDef("const", (0, 0), {"value": "dense", "storage": "str", "block": "int",
-                                 "sparsity": "float", "eta": "float", "ratio": "float"},
+                                 "sparsity": "float", "eta": "float", "ratio": "float",
+                                 "predicted_dense_instructions": "int",
+                                 "predicted_sparse_instructions": "int"},
                _const_infer, required=("value",), doc="""
 A constant tensor. `value` holds the data. `storage` ("dense" or "brle") and `block` record how
 the backend stores it in flash (set by the sparse-storage pass), with the block sparsity ρ, the
 predicted compression `eta` = 1/((1-ρ)(1+1/b)) and the measured dense/stored `ratio`. Storage never
 changes what the constant is: `value` always holds the decoded weights. A `block` may arrive
 before sparse-storage as a hint (ONNX initializer metadata `tfc.sparse.block`, written by a NAS
-exporter): passes that rewrite a weight keep it, and sparse-storage then uses that block size."""))
+exporter): passes that rewrite a weight keep it, and sparse-storage then uses that block size.
+`predicted_dense_instructions` / `predicted_sparse_instructions` are the M7 cost model's figures
+for the layers that read it, which sparse-storage chose by (informational, like `eta`)."""))
 
 register(OpDef("conv2d", (2, 3), {**_SPATIAL, "group": "int", **_FLOAT_ACT}, _conv_infer,
                int_attrs=_INT8_REQUANT, required_int=tuple(_INT8_REQUANT), doc="""

@@ -6,10 +6,13 @@ sparsity in the order the kernel walks it (tfc.sparse.walk_rows), and records th
 const: `storage = "brle"` with `block`, the block sparsity `sparsity`, the predicted compression
 `eta` and the measured `ratio`, or `storage = "dense"`. The backend then emits the encoded stream
 and calls the sparse kernel. The weights' values never change: interpreters ignore storage.
+Where a brle stream would be smaller, the const also records `predicted_dense_instructions` and
+`predicted_sparse_instructions`: the fitted M7 cost model's instructions for the layers that
+read it (tfc.sparse.choice), summed over all of them.
 
 Options:
-  prefer = speed (default): sparse only where it is smaller *and* below the measured dense/sparse
-           crossover density, so that it also runs faster;
+  prefer = speed (default): sparse only where it is smaller *and* the cost model predicts that
+           the sparse kernels run fewer instructions than the dense ones on these layers;
            size: sparse wherever it is smaller (when flash is the binding limit);
            dense: never sparse.
   block  = 0 (detect from the zero pattern) or 2 / 4 to force the block size of conv and linear
@@ -27,9 +30,10 @@ from tfc.errors import PassError
 from tfc.ir.core import Graph, Op, Value
 from tfc.passes import register_pass
 from tfc.pipeline import Pass
-from tfc.sparse import PREFERENCES, choose_storage
+from tfc.sparse import PREFERENCES, LayerGeometry, choose_storage, layer_geometry
 
-RECORDED = ("storage", "block", "sparsity", "eta", "ratio")
+RECORDED = ("storage", "block", "sparsity", "eta", "ratio", "predicted_dense_instructions",
+            "predicted_sparse_instructions")
 
 
 def weight_walk(op: Op) -> str | None:
@@ -47,6 +51,13 @@ def weight_walk(op: Op) -> str | None:
     if group == in_c == op.result.type.shape[3] and op.operands[1].type.shape[3] == 1:
         return "depthwise"
     return None
+
+
+def op_geometry(op: Op, walk: str) -> LayerGeometry:
+    """The shape facts the cost model needs of `op`, which reads its weights as `walk`."""
+    return layer_geometry(walk, op.operands[0].type.shape, op.operands[1].type.shape,
+                          op.result.type.shape, op.attr("strides", [1, 1]),
+                          op.attr("pads", [0, 0, 0, 0]), op.attr("dilations", [1, 1]))
 
 
 def _weight_walk_of(const: Op) -> str | None:
@@ -88,12 +99,16 @@ class SparseStoragePass(Pass):
             if walk is None:
                 continue
             hint = self.block or const.attrs.get("block") if walk != "depthwise" else None
+            layers = tuple(op_geometry(user, walk) for user, _ in const.result.uses)
             choice = choose_storage(const.attrs["value"].array, walk, block_hint=hint,
-                                    prefer=self.prefer)
+                                    prefer=self.prefer, layers=layers)
             attrs = {"storage": choice.storage}
             if choice.storage == "brle":
                 attrs.update(block=choice.block, sparsity=float(choice.sparsity),
                              eta=float(choice.eta), ratio=float(choice.ratio))
+            if choice.predicted_sparse_instructions is not None:
+                attrs.update(predicted_dense_instructions=choice.predicted_dense_instructions,
+                             predicted_sparse_instructions=choice.predicted_sparse_instructions)
             before = {k: const.attrs.get(k) for k in RECORDED}
             for key in RECORDED:
                 const.attrs.pop(key, None)

@@ -13,8 +13,8 @@ The NAS exporter may fix a tensor's block size with the ONNX initializer metadat
 `BLOCK_HINT_KEY` (value "2" or "4"); see docs/sparse.md.
 """
 
-from tfc.sparse.choice import (CROSSOVER_DENSITY, PREFERENCES, StorageChoice, candidate_blocks, choose_storage,
-                               element_sparsity)
+from tfc.sparse.choice import (PREFERENCES, LayerGeometry, StorageChoice, candidate_blocks,
+                               choose_storage, element_sparsity, layer_geometry)
 from tfc.sparse.codec import (MAX_SKIP, BrleStream, block_sparsity, decode, encode, encoded_nbytes,
                               predicted_eta, walk_rows)
 from tfc.sparse.onnx_prune import prune_onnx
@@ -45,7 +45,7 @@ def prune_blocks(weights, walk: str, block: int, sparsity: float):
     return np.where(mask.reshape(w.shape), w, np.zeros_like(w))
 
 
-__all__ = ["BLOCK_HINT_KEY", "HINTABLE_BLOCKS", "CROSSOVER_DENSITY", "MAX_SKIP", "PREFERENCES",
-           "BrleStream", "StorageChoice",
+__all__ = ["BLOCK_HINT_KEY", "HINTABLE_BLOCKS", "MAX_SKIP", "PREFERENCES",
+           "BrleStream", "LayerGeometry", "StorageChoice",
            "block_sparsity", "candidate_blocks", "choose_storage", "decode", "element_sparsity",
-           "encode", "encoded_nbytes", "predicted_eta", "prune_blocks", "prune_onnx", "walk_rows"]
+           "encode", "encoded_nbytes", "layer_geometry", "predicted_eta", "prune_blocks", "prune_onnx", "walk_rows"]

@@ -36,6 +36,9 @@ static uint8_t convnet_f32_arena[1920];
 #endif
 #endif
 
+/* Kept out of line: the other entry points call it, and inlined copies would put the whole
+ * model body in flash once per entry point. */
+__attribute__((noinline))
 int convnet_f32_run_multi_with_arena(const float *const *inputs, float *const *outputs,
     uint8_t *arena)
 {

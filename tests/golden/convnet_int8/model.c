@@ -39,6 +39,9 @@ static uint8_t convnet_int8_arena[640];
 #endif
 #endif
 
+/* Kept out of line: the other entry points call it, and inlined copies would put the whole
+ * model body in flash once per entry point. */
+__attribute__((noinline))
 int convnet_int8_run_multi_with_arena(const int8_t *const *inputs, int8_t *const *outputs,
     uint8_t *arena)
 {

@@ -136,10 +136,29 @@ def _mean_over(op: Op, ctx, axes) -> list:
     walk = c_struct("tfc_reduce_shape", outer_rank=len(outer_dims), outer_dims=c_ints(outer_dims),
                     outer_strides=c_ints(outer_strides), reduce_rank=len(reduce_dims),
                     reduce_dims=c_ints(reduce_dims), reduce_strides=c_ints(reduce_strides))
+    if kind == "i8":
+        columns = _column_form(outer_dims, outer_strides, reduce_dims, reduce_strides)
+        if columns is not None:  # SIMD column sums, about one instruction per element
+            return [KernelCall("tfc_reduce_mean_columns_s8",
+                               (ctx.buf(op.operands[0]), ctx.buf(op.result),
+                                *(str(v) for v in columns), _tensor_quant(op)))]
     args = (ctx.buf(op.operands[0]), ctx.buf(op.result), walk)
     if kind == "i8":
         return [KernelCall("tfc_reduce_mean_s8", args + (_tensor_quant(op),))]
     return [KernelCall("tfc_reduce_mean_f32", args)]
+
+
+def _column_form(outer_dims, outer_strides, reduce_dims, reduce_strides):
+    """(outer, rows, channels) when the merged walk is x[outer][rows][channels] reduced over rows
+    (the reduced axes sit just before contiguous kept ones), else None."""
+    channels, rows = outer_dims[-1], reduce_dims[0]
+    if outer_strides[-1] != 1 or len(reduce_dims) != 1 or reduce_strides[0] != channels:
+        return None
+    if len(outer_dims) == 1:
+        return 1, rows, channels
+    if len(outer_dims) == 2 and outer_strides[0] == rows * channels:
+        return outer_dims[0], rows, channels
+    return None
 
 
 def _global_avgpool(op: Op, ctx) -> list:

@@ -88,8 +88,10 @@ def matmul_layout(op: Op, orient: bool = True) -> dict:
 
 
 def _panel_bytes(layout: dict) -> int:
+    """B's column pairs (two int16 columns of k4 plus two int32 start values each) and A's row pair."""
     k4 = -(-layout["k"] // 4) * 4
-    return 2 * (-(-layout["n"] // 2) * 2) * k4 + 4 * k4
+    column_pairs = -(-layout["n"] // 2)
+    return column_pairs * (4 * k4 + 8) + 4 * k4
 
 
 def _uses_panel(op: Op) -> bool:

@@ -175,6 +175,28 @@ static inline uint32_t tfc_sadd16(uint32_t x, uint32_t y)
 #endif
 }
 
+/* acc's int16 halves plus bytes 0 and 2 of x sign-extended, wrapping (SXTAB16). */
+static inline uint32_t tfc_sxtab16(uint32_t acc, uint32_t x)
+{
+#if defined(TFC_USE_DSP)
+    return __sxtab16(acc, x);
+#else
+    return tfc_sadd16(acc, tfc_sxtb16(x));
+#endif
+}
+
+/* acc's int16 halves plus bytes 1 and 3 of x sign-extended, wrapping (SXTAB16 with ROR #8). */
+static inline uint32_t tfc_sxtab16_ror8(uint32_t acc, uint32_t x)
+{
+#if defined(TFC_USE_DSP)
+    uint32_t out;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(out) : "r"(acc), "r"(x));
+    return out;
+#else
+    return tfc_sadd16(acc, tfc_sxtb16_ror8(x));
+#endif
+}
+
 /* Two consecutive words, advancing the pointer past them: one LDRD with post-increment on the
  * M7 (gcc splits these into LDRs plus pointer adds). The words must be 4-byte aligned. */
 static inline void tfc_load_pair(const uint32_t **p, uint32_t *lo, uint32_t *hi)

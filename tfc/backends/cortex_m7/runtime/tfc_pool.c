@@ -336,6 +336,89 @@ void tfc_reduce_mean_s8(const int8_t *x, int8_t *y, const tfc_reduce_shape *s,
     }
 }
 
+/* ---- column means: [outer][rows][channels], the mean over rows ------------------------------
+ * The pooled head's mean over tokens and the spatial mean of NHWC maps. A word of 4 channels adds
+ * into two words of int16 lanes (SXTAB16 and SXTAB16 ROR 8: channels 0, 2 and 1, 3), so a row
+ * costs about one instruction per channel. A lane holds any sum of LANE_ROWS int8 values
+ * (|sum| <= 128 * 256 = 2^15, and -2^15 is the only sum of that size); longer columns are summed
+ * in blocks of LANE_ROWS rows and the lanes flushed into int32 between blocks. */
+#define LANE_ROWS 256
+
+/* Flushes the lanes of one word pair (channels c..c+3) into sums[0..4). */
+static inline void flush_lanes(uint32_t even, uint32_t odd, int32_t *sums)
+{
+    sums[0] += (int16_t)even;
+    sums[1] += (int16_t)odd;
+    sums[2] += (int16_t)(even >> 16);
+    sums[3] += (int16_t)(odd >> 16);
+}
+
+/* sums[0..8) += the sums of the 8 columns at `column` over `rows` rows, `row_step` apart. */
+static void column_sums8(const int8_t *column, int32_t rows, int32_t row_step, int32_t *sums)
+{
+    while (rows > 0) {
+        const int32_t block = rows < LANE_ROWS ? rows : LANE_ROWS;
+        uint32_t even0 = 0, odd0 = 0, even1 = 0, odd1 = 0;
+        for (const int8_t *const end = column + block * row_step; column != end; column += row_step) {
+            const uint32_t lo = tfc_load4(column), hi = tfc_load4(column + 4);
+            even0 = tfc_sxtab16(even0, lo);
+            odd0 = tfc_sxtab16_ror8(odd0, lo);
+            even1 = tfc_sxtab16(even1, hi);
+            odd1 = tfc_sxtab16_ror8(odd1, hi);
+        }
+        flush_lanes(even0, odd0, sums);
+        flush_lanes(even1, odd1, sums + 4);
+        rows -= block;
+    }
+}
+
+/* sums[0..4) += the sums of the 4 columns at `column` (as column_sums8). */
+static void column_sums4(const int8_t *column, int32_t rows, int32_t row_step, int32_t *sums)
+{
+    while (rows > 0) {
+        const int32_t block = rows < LANE_ROWS ? rows : LANE_ROWS;
+        uint32_t even = 0, odd = 0;
+        for (const int8_t *const end = column + block * row_step; column != end; column += row_step) {
+            const uint32_t word = tfc_load4(column);
+            even = tfc_sxtab16(even, word);
+            odd = tfc_sxtab16_ror8(odd, word);
+        }
+        flush_lanes(even, odd, sums);
+        rows -= block;
+    }
+}
+
+void tfc_reduce_mean_columns_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t rows,
+                                int32_t channels, const tfc_tensor_quant *q)
+{
+    const int32_t zero_sum = rows * q->input_zp; /* sum (x - zp) = sum x - rows * zp */
+    for (int32_t o = 0; o < outer; ++o, x += rows * channels, y += channels) {
+        int32_t c = 0;
+        for (; c + 8 <= channels; c += 8) {
+            int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            column_sums8(x + c, rows, channels, sums);
+            for (int32_t i = 0; i < 8; ++i) {
+                y[c + i] = mean_out(sums[i] - zero_sum, rows, q);
+            }
+        }
+        if (c + 4 <= channels) {
+            int32_t sums[4] = {0, 0, 0, 0};
+            column_sums4(x + c, rows, channels, sums);
+            for (int32_t i = 0; i < 4; ++i) {
+                y[c + i] = mean_out(sums[i] - zero_sum, rows, q);
+            }
+            c += 4;
+        }
+        for (; c < channels; ++c) { /* the last 1..3 channels */
+            int32_t sum = 0;
+            for (int32_t r = 0; r < rows; ++r) {
+                sum += x[r * channels + c];
+            }
+            y[c] = mean_out(sum - zero_sum, rows, q);
+        }
+    }
+}
+
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_reduce_mean_f32(const float *x, float *y, const tfc_reduce_shape *s)
 {

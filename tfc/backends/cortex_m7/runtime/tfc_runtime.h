@@ -185,10 +185,12 @@ typedef struct {
 #define TFC_BRLE_MAX_KERNEL 16
 
 /* groups == 1, block 2 or 4 over the OHWI row kh*kw*in_c (zero-padded to whole blocks);
- * `bias` has the input zero point folded in (bias - input_zp * row sum, never NULL);
- * `patch` is 4-byte aligned scratch of 4 * blocks_per_row * block int16 (four output pixels per
- * stream pass) followed by a row table of 20 bytes per row (records, bias, requantization). */
-void tfc_conv2d_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
+ * `row_constants` holds 4 int32 per row (sparse_lowering.row_constants: the bias with the input
+ * zero point folded in (bias - input_zp * row sum), then the requantization), so q's multiplier
+ * and shift are not read; `patch` is 4-byte aligned scratch of sparse_lowering._patch_bytes
+ * (eight output pixels per stream pass, one int8 window and the per-call row table). */
+void tfc_conv2d_brle_s8(const int8_t *x, const tfc_brle *w,
+                        const int32_t *row_constants, int8_t *y,
                         const tfc_window *g, const tfc_channel_quant *q, int16_t *patch);
 /* depthwise (groups == in_c == out_c), block = kernel_w (one record per kernel row), in
  * tfc_sparse_dw.c; `folded_bias` as for conv; `scratch` is 4-byte aligned, of the size
@@ -196,8 +198,10 @@ void tfc_conv2d_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias,
 void tfc_depthwise_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *folded_bias,
                            int8_t *y, const tfc_window *g, const tfc_channel_quant *q,
                            int16_t *scratch);
-/* [out, in] weights (w->rows = out), batched over `rows` tokens; `bias` and `patch` as for conv. */
-void tfc_linear_brle_s8(const int8_t *x, const tfc_brle *w, const int32_t *bias, int8_t *y,
+/* [out, in] weights (w->rows = out), batched over `rows` tokens (1x1 convs with stride 1 and no
+ * padding too: tokens = pixels); `row_constants` and `patch` as for conv. */
+void tfc_linear_brle_s8(const int8_t *x, const tfc_brle *w,
+                        const int32_t *row_constants, int8_t *y,
                         int32_t rows, int32_t in_features, const tfc_channel_quant *q,
                         int16_t *patch);
 
@@ -257,6 +261,9 @@ void tfc_avgpool2d_f32(const float *x, float *y, const tfc_window *g, int32_t co
 #endif /* TFC_INT8_ONLY */
 void tfc_reduce_mean_s8(const int8_t *x, int8_t *y, const tfc_reduce_shape *s,
                         const tfc_tensor_quant *q);
+/* The mean over the rows of contiguous x[outer][rows][channels] (SIMD column sums). */
+void tfc_reduce_mean_columns_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t rows,
+                                int32_t channels, const tfc_tensor_quant *q);
 #ifndef TFC_INT8_ONLY /* float code: kept out of the int8 translation units */
 void tfc_reduce_mean_f32(const float *x, float *y, const tfc_reduce_shape *s);
 #endif /* TFC_INT8_ONLY */
