@@ -22,6 +22,15 @@ def numpy_dtype(dtype: str) -> np.dtype:
     return np.dtype(_NUMPY[dtype])
 
 
+def row_major_strides(shape) -> list[int]:
+    """Element strides of a contiguous (C order) tensor of `shape`."""
+    out, step = [], 1
+    for d in reversed(shape):
+        out.append(step)
+        step *= d
+    return out[::-1]
+
+
 def dtype_of_numpy(dt: np.dtype) -> str:
     for name, np_type in _NUMPY.items():
         if np.dtype(np_type) == np.dtype(dt):

@@ -124,11 +124,12 @@ def _avgpool2d(op: Op, ctx) -> list:
 def _mean_over(op: Op, ctx, axes) -> list:
     """A mean over `axes` of the operand; the result (keepdims or not) is contiguous."""
     from tfc.backends.cortex_m7.kernels import (KernelCall, _check_rank, _kind, _merge_dims,
-                                                _strides, _tensor_quant, c_ints, c_struct)
+                                                _tensor_quant, c_ints, c_struct)
+    from tfc.ir.types import row_major_strides
 
     kind = _kind(op)
     shape = op.operands[0].type.shape
-    natural = _strides(shape)
+    natural = row_major_strides(shape)
     keep = [i for i in range(len(shape)) if i not in axes]
     outer_dims, outer_strides = _merge_dims([shape[i] for i in keep], [natural[i] for i in keep])
     reduce_dims, reduce_strides = _merge_dims([shape[i] for i in axes], [natural[i] for i in axes])

@@ -30,7 +30,7 @@ from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Op, Value
 from tfc.ir.ops import require_last_axis
 from tfc.ir.quant_math import high_word_requant, scaled_layernorm_xn_bits
-from tfc.ir.types import Quant
+from tfc.ir.types import Quant, row_major_strides
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 RUNTIME_HEADER = "tfc_runtime.h"
@@ -139,14 +139,6 @@ def _ptr(ctx: LoweringContext, v: Value, offset_elems: int = 0) -> str:
 
 # -- shape arithmetic ---------------------------------------------------------------------------
 
-def _strides(shape) -> list[int]:
-    out, step = [], 1
-    for d in reversed(shape):
-        out.append(step)
-        step *= d
-    return out[::-1]
-
-
 def _merge_dims(dims, *stride_lists):
     """Drops size-1 dims and merges neighbours every stride list walks contiguously.
 
@@ -174,7 +166,7 @@ def _broadcast_strides(in_shape, out_shape) -> list[int]:
     """Element strides of an input walked along the (broadcast) output shape; 0 where it repeats."""
     pad = len(out_shape) - len(in_shape)
     full = [1] * pad + list(in_shape)
-    natural = _strides(full)
+    natural = row_major_strides(full)
     return [0 if d == 1 and o != 1 else s for d, o, s in zip(full, out_shape, natural)]
 
 
@@ -441,14 +433,14 @@ def _gather(op: Op, ctx, offset: int, dims, strides) -> list[KernelCall]:
 
 def _transpose(op: Op, ctx) -> list[KernelCall]:
     shape = op.operands[0].type.shape
-    natural = _strides(shape)
+    natural = row_major_strides(shape)
     perm = op.attrs["perm"]
     return _gather(op, ctx, 0, [shape[p] for p in perm], [natural[p] for p in perm])
 
 
 def _slice(op: Op, ctx) -> list[KernelCall]:
     shape = op.operands[0].type.shape
-    natural = _strides(shape)
+    natural = row_major_strides(shape)
     dims, strides, offset = list(shape), list(natural), 0
     axes = op.attrs["axes"]
     steps = op.attr("steps", [1] * len(axes))

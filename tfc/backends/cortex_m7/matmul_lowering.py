@@ -28,20 +28,13 @@ import numpy as np
 from tfc.errors import UnsupportedOpError
 from tfc.ir.core import Op
 from tfc.ir.quant_math import high_word_rounding
+from tfc.ir.types import row_major_strides
 
 MAX_PANEL_BYTES = 64 * 1024  # larger panels: the scalar kernel (no scratch) instead
 MAX_ABS_DIFF = 255  # |x - zp| for int8 x and zp
 INT32_MAX = (1 << 31) - 1
 
 __all__ = ["fast_requant", "lower_matmul", "matmul_layout", "matmul_scratch_bytes"]
-
-
-def _natural_strides(shape) -> list[int]:
-    out, step = [], 1
-    for d in reversed(shape):
-        out.append(step)
-        step *= d
-    return out[::-1]
 
 
 def _identity(rank: int) -> list[int]:
@@ -70,7 +63,7 @@ def matmul_layout(op: Op, orient: bool = True) -> dict:
     a_perm = op.attr("a_perm", None) or _identity(a_type.rank)
     b_perm = op.attr("b_perm", None) or _identity(b_type.rank)
     y_perm = op.attr("y_perm", None) or _identity(y_type.rank)
-    a_nat, b_nat, y_nat = (_natural_strides(t.shape) for t in (a_type, b_type, y_type))
+    a_nat, b_nat, y_nat = (row_major_strides(t.shape) for t in (a_type, b_type, y_type))
     a_shape = [a_type.shape[p] for p in a_perm]
     b_shape = [b_type.shape[p] for p in b_perm]
     a_str = [a_nat[p] for p in a_perm]  # logical A's dim d is stored dim a_perm[d]
